@@ -1,0 +1,15 @@
+# Fails when a file under plugins/ includes anything from core/ (by relative
+# path or by a core/ include root). Plugins are written only against the SDK.
+file(GLOB_RECURSE sources "${PLUGINS_DIR}/*.cpp" "${PLUGINS_DIR}/*.hpp" "${PLUGINS_DIR}/*.h" "${PLUGINS_DIR}/*.cc")
+set(bad "")
+foreach(f IN LISTS sources)
+  file(STRINGS "${f}" lines REGEX "^[ \t]*#[ \t]*include[ \t]*[<\"]")
+  foreach(line IN LISTS lines)
+    if(line MATCHES "[<\"](\\.\\./)*core/" OR line MATCHES "[<\"]molt/core/")
+      string(APPEND bad "  ${f}: ${line}\n")
+    endif()
+  endforeach()
+endforeach()
+if(bad)
+  message(FATAL_ERROR "Plugins may include only SDK headers (molt/sdk/...), but:\n${bad}")
+endif()

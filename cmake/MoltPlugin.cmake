@@ -1,0 +1,22 @@
+# molt_add_plugin(NAME
+#   SOURCES <device sources>        -> static library molt_<NAME>_impl, for unit tests
+#   ENTRY <file with MOLT_PLUGIN>   -> the loadable module plugins/molt-<NAME>.so
+# )
+# Both link only the SDK: plugins never see core/.
+function(molt_add_plugin name)
+  cmake_parse_arguments(P "" "ENTRY" "SOURCES" ${ARGN})
+  add_library(molt_${name}_impl STATIC ${P_SOURCES})
+  target_link_libraries(molt_${name}_impl PUBLIC molt::sdk)
+  target_compile_options(molt_${name}_impl PRIVATE ${MOLT_WARNINGS})
+  set_target_properties(molt_${name}_impl PROPERTIES CXX_VISIBILITY_PRESET hidden)
+  target_include_directories(molt_${name}_impl PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
+
+  add_library(molt_${name} MODULE ${P_ENTRY})
+  target_link_libraries(molt_${name} PRIVATE molt_${name}_impl)
+  target_compile_options(molt_${name} PRIVATE ${MOLT_WARNINGS})
+  set_target_properties(molt_${name} PROPERTIES
+    PREFIX "" OUTPUT_NAME "molt-${name}"
+    LIBRARY_OUTPUT_DIRECTORY ${MOLT_PLUGIN_OUTPUT_DIR}
+    CXX_VISIBILITY_PRESET hidden)
+  install(TARGETS molt_${name} LIBRARY DESTINATION lib/molt/plugins)
+endfunction()

@@ -1,0 +1,152 @@
+// What a device sees of the machine. The core implements DeviceContext; the
+// testing fakes (molt/sdk/testing/fake_bus.hpp) implement it without KVM.
+//
+// Lifecycle, on every path:
+//   create (factory) -> realize() -> reset() -> run
+//   restore: create -> realize() -> state loaded -> post_load() -> run
+//
+// Every callback a device registers through its context (port and MMIO
+// handlers, timers, fd watches) is serialised per device by the core: a device
+// never sees two of its callbacks at once, so device code needs no locks.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+
+#include <molt/sdk/properties.hpp>
+
+namespace spdlog {
+class logger;
+}
+
+namespace molt::sdk {
+
+class StateDescriptor;
+
+// Port or MMIO access handlers. `offset` is relative to the claimed base;
+// `size` is 1, 2, 4 or 8 bytes. Reads of bytes a device does not decode
+// return all ones, as an ISA bus floats high.
+struct IoOps {
+  std::function<std::uint64_t(std::uint64_t offset, unsigned size)> read;
+  std::function<void(std::uint64_t offset, unsigned size, std::uint64_t value)> write;
+};
+
+// An interrupt line into the in-kernel IOAPIC/PIC. Lines claimed by several
+// devices are wire-ORed by the core.
+class IrqLine {
+ public:
+  virtual ~IrqLine() = default;
+  virtual void set_level(bool asserted) = 0;
+  // An edge: raise then lower.
+  virtual void pulse() = 0;
+  virtual unsigned gsi() const = 0;
+};
+
+// Guest-physical memory, bounds checked. Writes made through here are marked
+// dirty for migration; a device that writes through map() must call
+// mark_dirty() itself.
+class GuestMemory {
+ public:
+  virtual ~GuestMemory() = default;
+  // False (and nothing copied) if any byte of the range is not guest RAM.
+  virtual bool read(std::uint64_t gpa, std::span<std::uint8_t> out) = 0;
+  virtual bool write(std::uint64_t gpa, std::span<const std::uint8_t> in) = 0;
+  // Direct access to a range inside one RAM block; empty span otherwise.
+  virtual std::span<std::uint8_t> map(std::uint64_t gpa, std::uint64_t len) = 0;
+  virtual void mark_dirty(std::uint64_t gpa, std::uint64_t len) = 0;
+};
+
+// Monotonic and wall-clock time. The fake clock moves only when a test steps it.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual std::uint64_t monotonic_ns() const = 0;
+  virtual std::int64_t realtime_ns() const = 0;
+};
+
+// A one-shot timer on the event loop. Re-arming replaces the deadline.
+class Timer {
+ public:
+  virtual ~Timer() = default;
+  virtual void arm_at(std::uint64_t deadline_monotonic_ns) = 0;
+  virtual void arm_after(std::uint64_t delay_ns) = 0;
+  virtual void cancel() = 0;
+  virtual bool armed() const = 0;
+};
+
+// An fd registered with the event loop; unregistered when destroyed.
+class FdWatch {
+ public:
+  virtual ~FdWatch() = default;
+  // Change the epoll event mask (EPOLLIN, EPOLLOUT, ...).
+  virtual void set_events(std::uint32_t events) = 0;
+};
+
+enum class ExitReason { Poweroff, Reset, DebugExit, Error };
+
+// Whole-machine requests a device may make (power off, reset, debug exit).
+class MachineControl {
+ public:
+  virtual ~MachineControl() = default;
+  virtual void request_exit(ExitReason reason, int status) = 0;
+};
+
+class DeviceContext {
+ public:
+  virtual ~DeviceContext() = default;
+
+  // The instance id from the machine description ("com1", "disk0").
+  virtual const std::string& id() const = 0;
+  virtual const Properties& properties() const = 0;
+  // Logger named "dev.<id>".
+  virtual spdlog::logger& log() = 0;
+
+  // Claims throw sdk::Error when the range or line is taken or invalid.
+  virtual void claim_ports(std::uint16_t base, std::uint16_t count, IoOps ops) = 0;
+  virtual void claim_mmio(std::uint64_t base, std::uint64_t length, IoOps ops) = 0;
+  virtual IrqLine& claim_irq(unsigned gsi) = 0;
+
+  virtual GuestMemory& memory() = 0;
+  virtual const Clock& clock() const = 0;
+  virtual std::unique_ptr<Timer> create_timer(std::function<void()> on_expiry) = 0;
+  virtual std::unique_ptr<FdWatch> watch_fd(int fd, std::uint32_t events,
+                                            std::function<void(std::uint32_t revents)> on_ready) = 0;
+  virtual MachineControl& machine() = 0;
+};
+
+// What a device migrates: a descriptor bound to its plain State struct, or a
+// declared reason it cannot migrate (which becomes a named migration blocker).
+struct StateBinding {
+  const StateDescriptor* descriptor = nullptr;
+  void* state = nullptr;
+  std::string unmigratable_reason;
+
+  template <class S>
+  static StateBinding of(const StateDescriptor& d, S& s) {
+    return {&d, &s, {}};
+  }
+  // A device with nothing to migrate passes a reason saying why that is safe;
+  // use stateless() for that. unmigratable() blocks migration.
+  static StateBinding stateless() { return {nullptr, nullptr, {}}; }
+  static StateBinding unmigratable(std::string reason) { return {nullptr, nullptr, std::move(reason)}; }
+  bool migratable() const { return unmigratable_reason.empty(); }
+};
+
+class Device {
+ public:
+  virtual ~Device() = default;
+  // Claim resources and open backends. Throws sdk::Error with a sentence.
+  virtual void realize() = 0;
+  // Power-on state of the hardware.
+  virtual void reset() {}
+  virtual StateBinding state() = 0;
+  // Called after state() was saved / loaded and validated by its descriptor:
+  // recompute what is derived (IRQ levels, timers) from the loaded State.
+  virtual void pre_save() {}
+  virtual void post_load() {}
+};
+
+}  // namespace molt::sdk

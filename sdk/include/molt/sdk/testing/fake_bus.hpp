@@ -1,0 +1,153 @@
+// Testing fakes: drive a device through the SDK without KVM.
+//
+//   molt::sdk::testing::FakeMachine m;
+//   auto& ctx = m.add_context("com1", props);
+//   auto dev = type.create(ctx);
+//   dev->realize(); dev->reset();
+//   m.bus().io_write(0x3f8, 1, 'A');
+//   EXPECT_TRUE(m.irq(4).level());
+//   m.clock().advance(1'000'000);   // fires due timers, in deadline order
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <molt/sdk/device.hpp>
+
+namespace molt::sdk::testing {
+
+class FakeClock;
+
+class FakeIrqLine final : public IrqLine {
+ public:
+  explicit FakeIrqLine(unsigned gsi) : gsi_(gsi) {}
+  void set_level(bool asserted) override;
+  void pulse() override { ++pulses_; }
+  unsigned gsi() const override { return gsi_; }
+
+  bool level() const { return level_; }
+  // Rising edges seen (set_level false->true) plus pulse() calls.
+  unsigned edges() const { return rising_ + pulses_; }
+  unsigned pulses() const { return pulses_; }
+  void clear_counts() { rising_ = pulses_ = 0; }
+
+ private:
+  unsigned gsi_;
+  bool level_ = false;
+  unsigned rising_ = 0;
+  unsigned pulses_ = 0;
+};
+
+// Guest RAM as a byte vector starting at guest-physical address `base`.
+class FakeGuestMemory final : public GuestMemory {
+ public:
+  explicit FakeGuestMemory(std::uint64_t size, std::uint64_t base = 0) : base_(base), bytes_(size) {}
+  bool read(std::uint64_t gpa, std::span<std::uint8_t> out) override;
+  bool write(std::uint64_t gpa, std::span<const std::uint8_t> in) override;
+  std::span<std::uint8_t> map(std::uint64_t gpa, std::uint64_t len) override;
+  void mark_dirty(std::uint64_t gpa, std::uint64_t len) override;
+
+  std::vector<std::uint8_t>& bytes() { return bytes_; }
+  // Ranges passed to mark_dirty or written through write(), in order.
+  const std::vector<std::pair<std::uint64_t, std::uint64_t>>& dirty() const { return dirty_; }
+
+ private:
+  bool contains(std::uint64_t gpa, std::uint64_t len) const;
+  std::uint64_t base_;
+  std::vector<std::uint8_t> bytes_;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> dirty_;
+};
+
+// Time moves only when a test calls advance()/set(); due timers fire then.
+class FakeClock final : public Clock {
+ public:
+  std::uint64_t monotonic_ns() const override { return now_; }
+  std::int64_t realtime_ns() const override { return realtime_base_ + static_cast<std::int64_t>(now_); }
+  void set_realtime_base(std::int64_t ns) { realtime_base_ = ns; }
+
+  // Moves time forward by `ns`, firing every timer whose deadline is reached,
+  // each at its own deadline (timers re-armed by a callback fire again if due).
+  void advance(std::uint64_t ns);
+  std::unique_ptr<Timer> create_timer(std::function<void()> on_expiry);
+  std::size_t armed_timers() const;
+
+ private:
+  friend class FakeTimer;
+  struct Entry {
+    std::optional<std::uint64_t> deadline;
+    std::function<void()> callback;
+  };
+  std::uint64_t now_ = 0;
+  std::int64_t realtime_base_ = 1'700'000'000'000'000'000;
+  std::uint64_t next_id_ = 1;
+  std::map<std::uint64_t, Entry> timers_;
+};
+
+// Port and MMIO dispatch as the core does it, over the claims devices made.
+class FakeBus {
+ public:
+  // Throw sdk::Error on overlap, as the core does.
+  void add_ports(std::uint16_t base, std::uint16_t count, IoOps ops);
+  void add_mmio(std::uint64_t base, std::uint64_t length, IoOps ops);
+
+  // Unclaimed reads return all ones; unclaimed writes are dropped.
+  std::uint64_t io_read(std::uint16_t port, unsigned size);
+  void io_write(std::uint16_t port, unsigned size, std::uint64_t value);
+  std::uint64_t mmio_read(std::uint64_t addr, unsigned size);
+  void mmio_write(std::uint64_t addr, unsigned size, std::uint64_t value);
+
+ private:
+  struct Range {
+    std::uint64_t base, length;
+    IoOps ops;
+  };
+  static Range* find(std::vector<Range>& ranges, std::uint64_t addr, unsigned size);
+  static void add(std::vector<Range>& ranges, std::uint64_t base, std::uint64_t length, IoOps ops, const char* kind);
+  std::vector<Range> ports_;
+  std::vector<Range> mmio_;
+};
+
+class FakeFdWatch;
+
+class FakeMachine final : public MachineControl {
+ public:
+  explicit FakeMachine(std::uint64_t ram_size = 16 << 20);
+  ~FakeMachine() override;
+
+  // One context per device instance; lives as long as the FakeMachine.
+  DeviceContext& add_context(const std::string& id, Properties props = {});
+
+  FakeBus& bus() { return bus_; }
+  FakeClock& clock() { return clock_; }
+  FakeGuestMemory& memory() { return memory_; }
+  FakeIrqLine& irq(unsigned gsi);
+
+  // Calls the watch callback of `fd` as the event loop would (revents given).
+  // Returns false when nothing watches that fd.
+  bool fire_fd(int fd, std::uint32_t revents);
+  // The events a device currently asks for on `fd` (0 if not watched).
+  std::uint32_t watched_events(int fd) const;
+
+  void request_exit(ExitReason reason, int status) override {
+    exit_ = std::make_pair(reason, status);
+  }
+  const std::optional<std::pair<ExitReason, int>>& exit_request() const { return exit_; }
+
+ private:
+  friend class FakeContext;
+  friend class FakeFdWatch;
+  FakeBus bus_;
+  FakeClock clock_;
+  FakeGuestMemory memory_;
+  std::map<unsigned, std::unique_ptr<FakeIrqLine>> irqs_;
+  std::vector<std::unique_ptr<DeviceContext>> contexts_;
+  std::map<int, FakeFdWatch*> watches_;
+  std::optional<std::pair<ExitReason, int>> exit_;
+};
+
+}  // namespace molt::sdk::testing

@@ -1,0 +1,203 @@
+#include <molt/sdk/testing/fake_bus.hpp>
+
+#include <algorithm>
+#include <cstring>
+
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <molt/sdk/error.hpp>
+
+namespace molt::sdk::testing {
+
+void FakeIrqLine::set_level(bool asserted) {
+  if (asserted && !level_) ++rising_;
+  level_ = asserted;
+}
+
+bool FakeGuestMemory::contains(std::uint64_t gpa, std::uint64_t len) const {
+  return gpa >= base_ && len <= bytes_.size() && gpa - base_ <= bytes_.size() - len;
+}
+
+bool FakeGuestMemory::read(std::uint64_t gpa, std::span<std::uint8_t> out) {
+  if (!contains(gpa, out.size())) return false;
+  std::memcpy(out.data(), bytes_.data() + (gpa - base_), out.size());
+  return true;
+}
+
+bool FakeGuestMemory::write(std::uint64_t gpa, std::span<const std::uint8_t> in) {
+  if (!contains(gpa, in.size())) return false;
+  std::memcpy(bytes_.data() + (gpa - base_), in.data(), in.size());
+  mark_dirty(gpa, in.size());
+  return true;
+}
+
+std::span<std::uint8_t> FakeGuestMemory::map(std::uint64_t gpa, std::uint64_t len) {
+  if (!contains(gpa, len)) return {};
+  return {bytes_.data() + (gpa - base_), static_cast<std::size_t>(len)};
+}
+
+void FakeGuestMemory::mark_dirty(std::uint64_t gpa, std::uint64_t len) { dirty_.emplace_back(gpa, len); }
+
+class FakeTimer final : public Timer {
+ public:
+  FakeTimer(FakeClock& clock, std::uint64_t id) : clock_(clock), id_(id) {}
+  ~FakeTimer() override { clock_.timers_.erase(id_); }
+  void arm_at(std::uint64_t deadline) override { clock_.timers_[id_].deadline = deadline; }
+  void arm_after(std::uint64_t delay) override { arm_at(clock_.now_ + delay); }
+  void cancel() override { clock_.timers_[id_].deadline.reset(); }
+  bool armed() const override { return clock_.timers_.at(id_).deadline.has_value(); }
+
+ private:
+  FakeClock& clock_;
+  std::uint64_t id_;
+};
+
+std::unique_ptr<Timer> FakeClock::create_timer(std::function<void()> on_expiry) {
+  const std::uint64_t id = next_id_++;
+  timers_[id] = Entry{std::nullopt, std::move(on_expiry)};
+  return std::make_unique<FakeTimer>(*this, id);
+}
+
+std::size_t FakeClock::armed_timers() const {
+  return static_cast<std::size_t>(
+      std::count_if(timers_.begin(), timers_.end(), [](const auto& e) { return e.second.deadline.has_value(); }));
+}
+
+void FakeClock::advance(std::uint64_t ns) {
+  const std::uint64_t target = now_ + ns;
+  for (;;) {
+    // The earliest due timer; ties go to the one created first.
+    auto due = timers_.end();
+    for (auto it = timers_.begin(); it != timers_.end(); ++it) {
+      if (!it->second.deadline || *it->second.deadline > target) continue;
+      if (due == timers_.end() || *it->second.deadline < *due->second.deadline) due = it;
+    }
+    if (due == timers_.end()) break;
+    now_ = std::max(now_, *due->second.deadline);
+    due->second.deadline.reset();
+    auto callback = due->second.callback;  // the callback may destroy its timer
+    callback();
+  }
+  now_ = target;
+}
+
+void FakeBus::add(std::vector<Range>& ranges, std::uint64_t base, std::uint64_t length, IoOps ops,
+                  const char* kind) {
+  if (length == 0) throw Error(std::string("an empty ") + kind + " range cannot be claimed");
+  for (const Range& r : ranges) {
+    if (base < r.base + r.length && r.base < base + length)
+      throw Error(std::string(kind) + " range overlaps one already claimed");
+  }
+  ranges.push_back(Range{base, length, std::move(ops)});
+}
+
+FakeBus::Range* FakeBus::find(std::vector<Range>& ranges, std::uint64_t addr, unsigned size) {
+  for (Range& r : ranges) {
+    if (addr >= r.base && addr + size <= r.base + r.length) return &r;
+  }
+  return nullptr;
+}
+
+void FakeBus::add_ports(std::uint16_t base, std::uint16_t count, IoOps ops) {
+  add(ports_, base, count, std::move(ops), "port");
+}
+void FakeBus::add_mmio(std::uint64_t base, std::uint64_t length, IoOps ops) {
+  add(mmio_, base, length, std::move(ops), "MMIO");
+}
+
+static std::uint64_t all_ones(unsigned size) { return size >= 8 ? ~0ull : (1ull << (8 * size)) - 1; }
+
+std::uint64_t FakeBus::io_read(std::uint16_t port, unsigned size) {
+  Range* r = find(ports_, port, size);
+  return r && r->ops.read ? r->ops.read(port - r->base, size) & all_ones(size) : all_ones(size);
+}
+void FakeBus::io_write(std::uint16_t port, unsigned size, std::uint64_t value) {
+  if (Range* r = find(ports_, port, size); r && r->ops.write) r->ops.write(port - r->base, size, value & all_ones(size));
+}
+std::uint64_t FakeBus::mmio_read(std::uint64_t addr, unsigned size) {
+  Range* r = find(mmio_, addr, size);
+  return r && r->ops.read ? r->ops.read(addr - r->base, size) & all_ones(size) : all_ones(size);
+}
+void FakeBus::mmio_write(std::uint64_t addr, unsigned size, std::uint64_t value) {
+  if (Range* r = find(mmio_, addr, size); r && r->ops.write) r->ops.write(addr - r->base, size, value & all_ones(size));
+}
+
+class FakeFdWatch final : public FdWatch {
+ public:
+  FakeFdWatch(FakeMachine& m, int fd, std::uint32_t events, std::function<void(std::uint32_t)> cb)
+      : machine_(m), fd_(fd), events_(events), callback_(std::move(cb)) {
+    machine_.watches_[fd_] = this;
+  }
+  ~FakeFdWatch() override { machine_.watches_.erase(fd_); }
+  void set_events(std::uint32_t events) override { events_ = events; }
+  std::uint32_t events() const { return events_; }
+  void fire(std::uint32_t revents) { callback_(revents); }
+
+ private:
+  FakeMachine& machine_;
+  int fd_;
+  std::uint32_t events_;
+  std::function<void(std::uint32_t)> callback_;
+};
+
+class FakeContext final : public DeviceContext {
+ public:
+  FakeContext(FakeMachine& m, std::string id, Properties props)
+      : machine_(m), id_(std::move(id)), props_(std::move(props)),
+        logger_(std::make_shared<spdlog::logger>("dev." + id_, std::make_shared<spdlog::sinks::null_sink_mt>())) {}
+
+  const std::string& id() const override { return id_; }
+  const Properties& properties() const override { return props_; }
+  spdlog::logger& log() override { return *logger_; }
+  void claim_ports(std::uint16_t base, std::uint16_t count, IoOps ops) override {
+    machine_.bus_.add_ports(base, count, std::move(ops));
+  }
+  void claim_mmio(std::uint64_t base, std::uint64_t length, IoOps ops) override {
+    machine_.bus_.add_mmio(base, length, std::move(ops));
+  }
+  IrqLine& claim_irq(unsigned gsi) override { return machine_.irq(gsi); }
+  GuestMemory& memory() override { return machine_.memory_; }
+  const Clock& clock() const override { return machine_.clock_; }
+  std::unique_ptr<Timer> create_timer(std::function<void()> cb) override {
+    return machine_.clock_.create_timer(std::move(cb));
+  }
+  std::unique_ptr<FdWatch> watch_fd(int fd, std::uint32_t events, std::function<void(std::uint32_t)> cb) override {
+    return std::make_unique<FakeFdWatch>(machine_, fd, events, std::move(cb));
+  }
+  MachineControl& machine() override { return machine_; }
+
+ private:
+  FakeMachine& machine_;
+  std::string id_;
+  Properties props_;
+  std::shared_ptr<spdlog::logger> logger_;
+};
+
+FakeMachine::FakeMachine(std::uint64_t ram_size) : memory_(ram_size) {}
+FakeMachine::~FakeMachine() = default;
+
+DeviceContext& FakeMachine::add_context(const std::string& id, Properties props) {
+  contexts_.push_back(std::make_unique<FakeContext>(*this, id, std::move(props)));
+  return *contexts_.back();
+}
+
+FakeIrqLine& FakeMachine::irq(unsigned gsi) {
+  auto& line = irqs_[gsi];
+  if (!line) line = std::make_unique<FakeIrqLine>(gsi);
+  return *line;
+}
+
+bool FakeMachine::fire_fd(int fd, std::uint32_t revents) {
+  auto it = watches_.find(fd);
+  if (it == watches_.end()) return false;
+  it->second->fire(revents);
+  return true;
+}
+
+std::uint32_t FakeMachine::watched_events(int fd) const {
+  auto it = watches_.find(fd);
+  return it == watches_.end() ? 0 : it->second->events();
+}
+
+}  // namespace molt::sdk::testing
