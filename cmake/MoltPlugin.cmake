@@ -19,4 +19,5 @@ function(molt_add_plugin name)
     LIBRARY_OUTPUT_DIRECTORY ${MOLT_PLUGIN_OUTPUT_DIR}
     CXX_VISIBILITY_PRESET hidden)
   install(TARGETS molt_${name} LIBRARY DESTINATION lib/molt/plugins)
+  set_property(GLOBAL APPEND PROPERTY MOLT_PLUGIN_TARGETS molt_${name})
 endfunction()

@@ -1,0 +1,119 @@
+#include "core/app/run_command.hpp"
+
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <molt/sdk/error.hpp>
+
+#include "core/kvm/kvm.hpp"
+#include "core/log.hpp"
+#include "core/machine/description.hpp"
+#include "core/machine/machine.hpp"
+#include "core/plugin/registry.hpp"
+
+namespace molt::core::app {
+
+namespace fs = std::filesystem;
+using machine::MachineDescription;
+
+void add_run_options(CLI::App& cmd, RunOptions& o) {
+  cmd.add_option("machine", o.machine_file, "Machine description (JSON), e.g. machines/default.json")->required();
+  cmd.add_option("--kernel", o.kernel, "Kernel to boot instead of the file's (PVH ELF or bzImage)");
+  cmd.add_option("--initrd", o.initrd, "Initial ramdisk instead of the file's");
+  cmd.add_option("--cmdline,--append", o.cmdline, "Kernel command line instead of the file's");
+  cmd.add_option("--memory,-m", o.memory, "Guest RAM instead of the file's: 512M, 2G, or bytes");
+  cmd.add_option("--vcpus,--smp", o.vcpus, "Number of vCPUs instead of the file's");
+  cmd.add_option("--plugin-dir", o.plugin_dirs, "Also load plugins from this directory (repeatable)");
+}
+
+namespace {
+
+// Command-line overrides, checked as strictly as the file itself.
+void apply_overrides(const RunOptions& o, MachineDescription& d, const machine::HostLimits& limits) {
+  if (o.kernel) d.kernel.path = fs::absolute(*o.kernel).lexically_normal();
+  if (o.initrd) d.kernel.initrd = fs::absolute(*o.initrd).lexically_normal();
+  if (o.cmdline) d.kernel.cmdline = *o.cmdline;
+  if (o.vcpus) {
+    if (*o.vcpus == 0 || *o.vcpus > limits.max_vcpus)
+      throw sdk::Error(fmt::format("--vcpus {}: expected 1 to {}", *o.vcpus, limits.max_vcpus));
+    d.vcpus = *o.vcpus;
+  }
+  if (o.memory) {
+    const auto size = sdk::parse_size(*o.memory);
+    if (!size || *size == 0 || *size % 4096 != 0)
+      throw sdk::Error("--memory " + *o.memory + ": expected a non-zero multiple of 4 KiB such as 512M or 2G");
+    if (limits.host_memory_bytes) machine::check_memory_fits(*size, *limits.host_memory_bytes, "--memory");
+    d.memory_size = *size;
+  }
+}
+
+void load_plugins(const RunOptions& o, const MachineDescription& d, plugin::Registry& registry) {
+  std::vector<fs::path> dirs = plugin::default_plugin_dirs();
+  dirs.insert(dirs.end(), d.plugin_dirs.begin(), d.plugin_dirs.end());
+  for (const auto& extra : o.plugin_dirs) dirs.emplace_back(extra);
+  for (const auto& dir : dirs) registry.load_directory(dir);
+  if (registry.plugins().empty()) {
+    throw sdk::Error("no plugins found; build them (cmake --build build) or pass --plugin-dir");
+  }
+}
+
+machine::MachineConfig to_config(const MachineDescription& d, const plugin::Registry& registry) {
+  machine::MachineConfig config;
+  config.vcpus = d.vcpus;
+  config.memory_size = d.memory_size;
+  config.memory_backing = d.memory_backend == machine::MemoryBackend::Memfd ? memory::RamBacking::Memfd
+                                                                            : memory::RamBacking::Anonymous;
+  config.kernel = d.kernel.path;
+  config.initrd = d.kernel.initrd;
+  config.cmdline = d.kernel.cmdline;
+  for (machine::ResolvedDevice& r : machine::resolve_devices(d, registry.types())) {
+    config.devices.push_back(machine::DeviceSpec{r.config->id, r.type, registry.plugin_of(r.type->name)->name,
+                                                 std::move(r.properties)});
+  }
+  return config;
+}
+
+// SIGINT and SIGTERM stop the VM cleanly (devices restore the terminal).
+std::uint64_t watch_stop_signals(machine::Machine& m, const sigset_t& signals, kvm::Fd& fd) {
+  fd = kvm::Fd(::signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC));
+  if (!fd) throw sdk::Error("signalfd failed");
+  return m.loop().add_fd(fd.get(), EPOLLIN, [&m, &fd](std::uint32_t) {
+    signalfd_siginfo info{};
+    if (::read(fd.get(), &info, sizeof info) == sizeof info) {
+      m.stop(info.ssi_signo == SIGINT ? "stopped by SIGINT" : "stopped by SIGTERM");
+    }
+  });
+}
+
+}  // namespace
+
+int run_machine(const RunOptions& o, const sigset_t& stop_signals) {
+  auto log = core::logger("core.run");
+  kvm::System probe;
+  machine::HostLimits limits{probe.max_vcpus(), machine::host_memory_bytes()};
+  MachineDescription description = machine::load_machine_file(o.machine_file, limits);
+  apply_overrides(o, description, limits);
+
+  plugin::Registry registry;
+  load_plugins(o, description, registry);
+  const machine::MachineConfig config = to_config(description, registry);
+
+  machine::Machine vm(config);
+  kvm::Fd signal_fd;
+  watch_stop_signals(vm, stop_signals, signal_fd);
+  const machine::ExitResult result = vm.run();
+  if (result.reason == sdk::ExitReason::Error) {
+    throw sdk::Error(result.detail);
+  }
+  log->info("{}; exit status {}", result.detail, result.status());
+  return result.status();
+}
+
+}  // namespace molt::core::app

@@ -1,0 +1,214 @@
+#include "core/kvm/kvm.hpp"
+
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <molt/sdk/error.hpp>
+
+namespace molt::core::kvm {
+
+namespace {
+
+[[noreturn]] void fail(const std::string& what) {
+  throw sdk::Error(what + ": " + std::strerror(errno));
+}
+
+}  // namespace
+
+Fd& Fd::operator=(Fd&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.release();
+  }
+  return *this;
+}
+
+Fd::~Fd() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+kvm_cpuid_entry2* CpuidTable::find(std::uint32_t function, std::uint32_t index) {
+  for (auto& e : entries_) {
+    if (e.function == function && e.index == index) return &e;
+  }
+  return nullptr;
+}
+
+System::System() : fd_(::open("/dev/kvm", O_RDWR | O_CLOEXEC)) {
+  if (!fd_) {
+    throw sdk::Error(std::string("cannot open /dev/kvm: ") + std::strerror(errno) +
+                     "; molt needs KVM (is the kvm module loaded and are you in the kvm group?)");
+  }
+  const int version = ::ioctl(fd_.get(), KVM_GET_API_VERSION, 0);
+  if (version != KVM_API_VERSION) {
+    throw sdk::Error("/dev/kvm speaks KVM API " + std::to_string(version) + ", molt needs " +
+                     std::to_string(KVM_API_VERSION));
+  }
+  for (long cap : {KVM_CAP_IRQCHIP, KVM_CAP_PIT2, KVM_CAP_USER_MEMORY, KVM_CAP_EXT_CPUID}) {
+    if (check_extension(cap) <= 0) {
+      throw sdk::Error("this KVM lacks capability " + std::to_string(cap) + " that molt requires");
+    }
+  }
+}
+
+int System::check_extension(long capability) const {
+  return ::ioctl(fd_.get(), KVM_CHECK_EXTENSION, capability);
+}
+
+int System::vcpu_mmap_size() const {
+  const int size = ::ioctl(fd_.get(), KVM_GET_VCPU_MMAP_SIZE, 0);
+  if (size <= 0) fail("KVM_GET_VCPU_MMAP_SIZE");
+  return size;
+}
+
+unsigned System::max_vcpus() const {
+  int n = check_extension(KVM_CAP_MAX_VCPUS);
+  if (n <= 0) n = check_extension(KVM_CAP_NR_VCPUS);
+  return n > 0 ? static_cast<unsigned>(n) : 1;
+}
+
+CpuidTable System::supported_cpuid() const {
+  for (std::size_t n = 128; n <= 4096; n *= 2) {
+    std::vector<std::uint8_t> buffer(sizeof(kvm_cpuid2) + n * sizeof(kvm_cpuid_entry2));
+    auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buffer.data());
+    cpuid->nent = static_cast<std::uint32_t>(n);
+    if (::ioctl(fd_.get(), KVM_GET_SUPPORTED_CPUID, cpuid) == 0) {
+      CpuidTable table;
+      table.entries().assign(cpuid->entries, cpuid->entries + cpuid->nent);
+      return table;
+    }
+    if (errno != E2BIG) fail("KVM_GET_SUPPORTED_CPUID");
+  }
+  throw sdk::Error("KVM_GET_SUPPORTED_CPUID: more than 4096 entries");
+}
+
+std::vector<std::uint32_t> System::msr_index_list() const {
+  kvm_msr_list probe{};
+  ::ioctl(fd_.get(), KVM_GET_MSR_INDEX_LIST, &probe);  // E2BIG, fills nmsrs
+  std::vector<std::uint8_t> buffer(sizeof(kvm_msr_list) + probe.nmsrs * sizeof(std::uint32_t));
+  auto* list = reinterpret_cast<kvm_msr_list*>(buffer.data());
+  list->nmsrs = probe.nmsrs;
+  if (::ioctl(fd_.get(), KVM_GET_MSR_INDEX_LIST, list) < 0) fail("KVM_GET_MSR_INDEX_LIST");
+  return {list->indices, list->indices + list->nmsrs};
+}
+
+Vm::Vm(const System& system) : fd_(::ioctl(system.fd(), KVM_CREATE_VM, 0)) {
+  if (!fd_) fail("KVM_CREATE_VM");
+  // Real-mode support areas for VMX; they sit in the MMIO hole below the BIOS.
+  if (::ioctl(fd_.get(), KVM_SET_TSS_ADDR, 0xfffbd000ul) < 0) fail("KVM_SET_TSS_ADDR");
+  std::uint64_t identity_map = 0xfffbc000;
+  if (::ioctl(fd_.get(), KVM_SET_IDENTITY_MAP_ADDR, &identity_map) < 0) fail("KVM_SET_IDENTITY_MAP_ADDR");
+}
+
+void Vm::create_irqchip_and_pit() {
+  if (::ioctl(fd_.get(), KVM_CREATE_IRQCHIP, 0) < 0) fail("KVM_CREATE_IRQCHIP");
+  kvm_pit_config pit{};
+  pit.flags = KVM_PIT_SPEAKER_DUMMY;
+  if (::ioctl(fd_.get(), KVM_CREATE_PIT2, &pit) < 0) fail("KVM_CREATE_PIT2");
+}
+
+void Vm::set_user_memory_region(std::uint32_t slot, std::uint64_t gpa, std::uint64_t size, void* host,
+                                std::uint32_t flags) {
+  kvm_userspace_memory_region region{};
+  region.slot = slot;
+  region.flags = flags;
+  region.guest_phys_addr = gpa;
+  region.memory_size = size;
+  region.userspace_addr = reinterpret_cast<std::uint64_t>(host);
+  if (::ioctl(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region) < 0) fail("KVM_SET_USER_MEMORY_REGION");
+}
+
+void Vm::set_irq_line(unsigned gsi, bool level) {
+  kvm_irq_level irq{};
+  irq.irq = gsi;
+  irq.level = level ? 1 : 0;
+  // Failure here means a programming error (bad GSI), never guest input.
+  ::ioctl(fd_.get(), KVM_IRQ_LINE, &irq);
+}
+
+Vcpu::Vcpu(const System& system, const Vm& vm, unsigned index)
+    : index_(index), fd_(::ioctl(vm.fd(), KVM_CREATE_VCPU, static_cast<unsigned long>(index))) {
+  if (!fd_) fail("KVM_CREATE_VCPU " + std::to_string(index));
+  run_size_ = static_cast<std::size_t>(system.vcpu_mmap_size());
+  void* area = ::mmap(nullptr, run_size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_.get(), 0);
+  if (area == MAP_FAILED) fail("mmap of the kvm_run area");
+  run_ = static_cast<kvm_run*>(area);
+}
+
+Vcpu::~Vcpu() {
+  if (run_) ::munmap(run_, run_size_);
+}
+
+bool Vcpu::run() {
+  if (::ioctl(fd_.get(), KVM_RUN, 0) == 0) return true;
+  if (errno == EINTR || errno == EAGAIN) return false;
+  fail("KVM_RUN on vCPU " + std::to_string(index_));
+}
+
+void Vcpu::ioctl_or_throw(unsigned long request, void* arg, const char* what) const {
+  if (::ioctl(fd_.get(), request, arg) < 0) fail(std::string(what) + " on vCPU " + std::to_string(index_));
+}
+
+void Vcpu::set_cpuid(const CpuidTable& table) {
+  std::vector<std::uint8_t> buffer(sizeof(kvm_cpuid2) + table.entries().size() * sizeof(kvm_cpuid_entry2));
+  auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buffer.data());
+  cpuid->nent = static_cast<std::uint32_t>(table.entries().size());
+  std::memcpy(cpuid->entries, table.entries().data(), table.entries().size() * sizeof(kvm_cpuid_entry2));
+  ioctl_or_throw(KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2");
+}
+
+kvm_regs Vcpu::get_regs() const {
+  kvm_regs regs{};
+  ioctl_or_throw(KVM_GET_REGS, &regs, "KVM_GET_REGS");
+  return regs;
+}
+
+void Vcpu::set_regs(const kvm_regs& regs) {
+  ioctl_or_throw(KVM_SET_REGS, const_cast<kvm_regs*>(&regs), "KVM_SET_REGS");
+}
+
+kvm_sregs Vcpu::get_sregs() const {
+  kvm_sregs sregs{};
+  ioctl_or_throw(KVM_GET_SREGS, &sregs, "KVM_GET_SREGS");
+  return sregs;
+}
+
+void Vcpu::set_sregs(const kvm_sregs& sregs) {
+  ioctl_or_throw(KVM_SET_SREGS, const_cast<kvm_sregs*>(&sregs), "KVM_SET_SREGS");
+}
+
+void Vcpu::set_fpu(const kvm_fpu& fpu) { ioctl_or_throw(KVM_SET_FPU, const_cast<kvm_fpu*>(&fpu), "KVM_SET_FPU"); }
+
+void Vcpu::set_msrs(const std::vector<kvm_msr_entry>& entries) {
+  std::vector<std::uint8_t> buffer(sizeof(kvm_msrs) + entries.size() * sizeof(kvm_msr_entry));
+  auto* msrs = reinterpret_cast<kvm_msrs*>(buffer.data());
+  msrs->nmsrs = static_cast<std::uint32_t>(entries.size());
+  std::memcpy(msrs->entries, entries.data(), entries.size() * sizeof(kvm_msr_entry));
+  const int set = ::ioctl(fd_.get(), KVM_SET_MSRS, msrs);
+  if (set < 0) fail("KVM_SET_MSRS on vCPU " + std::to_string(index_));
+  if (static_cast<std::size_t>(set) != entries.size()) {
+    throw sdk::Error("KVM_SET_MSRS on vCPU " + std::to_string(index_) + " refused MSR 0x" +
+                     ([&] {
+                       char hex[16];
+                       std::snprintf(hex, sizeof hex, "%x", entries[static_cast<std::size_t>(set)].index);
+                       return std::string(hex);
+                     })());
+  }
+}
+
+kvm_lapic_state Vcpu::get_lapic() const {
+  kvm_lapic_state lapic{};
+  ioctl_or_throw(KVM_GET_LAPIC, &lapic, "KVM_GET_LAPIC");
+  return lapic;
+}
+
+void Vcpu::set_lapic(const kvm_lapic_state& lapic) {
+  ioctl_or_throw(KVM_SET_LAPIC, const_cast<kvm_lapic_state*>(&lapic), "KVM_SET_LAPIC");
+}
+
+}  // namespace molt::core::kvm

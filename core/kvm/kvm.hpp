@@ -1,0 +1,111 @@
+// Thin RAII wrappers over /dev/kvm: the system, a VM, and a vCPU. They own
+// fds and mappings and turn ioctl failures into sdk::Error sentences; they do
+// not decide policy (layout, CPUID patching, exit handling live elsewhere).
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace molt::core::kvm {
+
+// An owned file descriptor.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& other) noexcept : fd_(other.release()) {}
+  Fd& operator=(Fd&& other) noexcept;
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd();
+  int get() const { return fd_; }
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  explicit operator bool() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
+
+// CPUID entries in the layout KVM_SET_CPUID2 takes.
+class CpuidTable {
+ public:
+  std::vector<kvm_cpuid_entry2>& entries() { return entries_; }
+  const std::vector<kvm_cpuid_entry2>& entries() const { return entries_; }
+  kvm_cpuid_entry2* find(std::uint32_t function, std::uint32_t index = 0);
+
+ private:
+  std::vector<kvm_cpuid_entry2> entries_;
+};
+
+class System {
+ public:
+  // Opens /dev/kvm and checks the API version; throws with what to do when it can't.
+  System();
+  int fd() const { return fd_.get(); }
+  int check_extension(long capability) const;
+  int vcpu_mmap_size() const;
+  unsigned max_vcpus() const;
+  CpuidTable supported_cpuid() const;
+  // MSR indices KVM can save and restore (KVM_GET_MSR_INDEX_LIST).
+  std::vector<std::uint32_t> msr_index_list() const;
+
+ private:
+  Fd fd_;
+};
+
+class Vm {
+ public:
+  explicit Vm(const System& system);
+  int fd() const { return fd_.get(); }
+
+  // In-kernel PIC + IOAPIC + LAPICs, and the in-kernel PIT.
+  void create_irqchip_and_pit();
+  void set_user_memory_region(std::uint32_t slot, std::uint64_t gpa, std::uint64_t size, void* host,
+                              std::uint32_t flags = 0);
+  void set_irq_line(unsigned gsi, bool level);
+
+ private:
+  Fd fd_;
+};
+
+class Vcpu {
+ public:
+  Vcpu(const System& system, const Vm& vm, unsigned index);
+  ~Vcpu();
+  Vcpu(const Vcpu&) = delete;
+  Vcpu& operator=(const Vcpu&) = delete;
+
+  unsigned index() const { return index_; }
+  int fd() const { return fd_.get(); }
+  kvm_run* run_area() { return run_; }
+
+  // Returns false when KVM_RUN was interrupted by a signal (EINTR/EAGAIN).
+  bool run();
+
+  void set_cpuid(const CpuidTable& cpuid);
+  kvm_regs get_regs() const;
+  void set_regs(const kvm_regs& regs);
+  kvm_sregs get_sregs() const;
+  void set_sregs(const kvm_sregs& sregs);
+  void set_fpu(const kvm_fpu& fpu);
+  void set_msrs(const std::vector<kvm_msr_entry>& msrs);
+  kvm_lapic_state get_lapic() const;
+  void set_lapic(const kvm_lapic_state& lapic);
+
+ private:
+  void ioctl_or_throw(unsigned long request, void* arg, const char* what) const;
+  unsigned index_;
+  Fd fd_;
+  kvm_run* run_ = nullptr;
+  std::size_t run_size_ = 0;
+};
+
+}  // namespace molt::core::kvm

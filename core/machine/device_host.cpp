@@ -1,0 +1,78 @@
+#include "core/machine/device_host.hpp"
+
+#include <molt/sdk/error.hpp>
+
+#include "core/log.hpp"
+
+namespace molt::core::machine {
+
+DeviceHost::DeviceHost(std::string id, const sdk::DeviceType& type, std::string plugin, sdk::Properties properties,
+                       Buses buses)
+    : id_(std::move(id)),
+      type_(type),
+      plugin_(std::move(plugin)),
+      properties_(std::move(properties)),
+      buses_(buses),
+      logger_(core::logger("dev." + id_)) {}
+
+DeviceHost::~DeviceHost() {
+  std::lock_guard lock(mutex_);
+  device_.reset();
+}
+
+void DeviceHost::create_and_realize() {
+  try {
+    device_ = type_.create(*this);
+    if (!device_) throw sdk::Error("the factory returned no device");
+    device_->realize();
+  } catch (const sdk::Error& e) {
+    throw sdk::Error("device " + id_ + " (" + type_.name + "): " + e.what());
+  }
+}
+
+sdk::IoOps DeviceHost::serialised(sdk::IoOps ops) {
+  sdk::IoOps wrapped;
+  if (ops.read) {
+    wrapped.read = [this, read = std::move(ops.read)](std::uint64_t offset, unsigned size) {
+      std::lock_guard lock(mutex_);
+      return read(offset, size);
+    };
+  }
+  if (ops.write) {
+    wrapped.write = [this, write = std::move(ops.write)](std::uint64_t offset, unsigned size, std::uint64_t value) {
+      std::lock_guard lock(mutex_);
+      write(offset, size, value);
+    };
+  }
+  return wrapped;
+}
+
+void DeviceHost::claim_ports(std::uint16_t base, std::uint16_t count, sdk::IoOps ops) {
+  if (std::uint32_t{base} + count > 0x10000) {
+    throw sdk::Error("port range " + std::to_string(base) + "+" + std::to_string(count) + " runs past port 0xffff");
+  }
+  buses_.ports.add(base, count, serialised(std::move(ops)), id_);
+}
+
+void DeviceHost::claim_mmio(std::uint64_t base, std::uint64_t length, sdk::IoOps ops) {
+  buses_.mmio.add(base, length, serialised(std::move(ops)), id_);
+}
+
+sdk::IrqLine& DeviceHost::claim_irq(unsigned gsi) { return buses_.irqs.claim(gsi, id_); }
+
+std::unique_ptr<sdk::Timer> DeviceHost::create_timer(std::function<void()> on_expiry) {
+  return buses_.loop.create_timer([this, cb = std::move(on_expiry)] {
+    std::lock_guard lock(mutex_);
+    cb();
+  });
+}
+
+std::unique_ptr<sdk::FdWatch> DeviceHost::watch_fd(int fd, std::uint32_t events,
+                                                   std::function<void(std::uint32_t)> on_ready) {
+  return buses_.loop.watch_fd(fd, events, [this, cb = std::move(on_ready)](std::uint32_t revents) {
+    std::lock_guard lock(mutex_);
+    cb(revents);
+  });
+}
+
+}  // namespace molt::core::machine

@@ -1,0 +1,68 @@
+// The core's side of one device instance: its DeviceContext. Every callback
+// the device registers (port/MMIO handlers, timers, fd watches) is wrapped to
+// run under the device's own lock, so a device sees one callback at a time.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <molt/sdk/device.hpp>
+#include <molt/sdk/plugin.hpp>
+
+#include "core/io/event_loop.hpp"
+#include "core/io/io_bus.hpp"
+#include "core/io/irq_router.hpp"
+
+namespace molt::core::machine {
+
+struct Buses {
+  io::IoBus& ports;
+  io::IoBus& mmio;
+  io::IrqRouter& irqs;
+  sdk::GuestMemory& memory;
+  io::EventLoop& loop;
+  const sdk::Clock& clock;
+  sdk::MachineControl& control;
+};
+
+class DeviceHost final : public sdk::DeviceContext {
+ public:
+  DeviceHost(std::string id, const sdk::DeviceType& type, std::string plugin, sdk::Properties properties,
+             Buses buses);
+  ~DeviceHost() override;
+
+  // Creates the device through its factory and realizes it. Errors carry the id.
+  void create_and_realize();
+  sdk::Device& device() { return *device_; }
+  const sdk::DeviceType& type() const { return type_; }
+  const std::string& plugin() const { return plugin_; }
+  std::mutex& lock() { return mutex_; }
+
+  const std::string& id() const override { return id_; }
+  const sdk::Properties& properties() const override { return properties_; }
+  spdlog::logger& log() override { return *logger_; }
+  void claim_ports(std::uint16_t base, std::uint16_t count, sdk::IoOps ops) override;
+  void claim_mmio(std::uint64_t base, std::uint64_t length, sdk::IoOps ops) override;
+  sdk::IrqLine& claim_irq(unsigned gsi) override;
+  sdk::GuestMemory& memory() override { return buses_.memory; }
+  const sdk::Clock& clock() const override { return buses_.clock; }
+  std::unique_ptr<sdk::Timer> create_timer(std::function<void()> on_expiry) override;
+  std::unique_ptr<sdk::FdWatch> watch_fd(int fd, std::uint32_t events,
+                                         std::function<void(std::uint32_t)> on_ready) override;
+  sdk::MachineControl& machine() override { return buses_.control; }
+
+ private:
+  sdk::IoOps serialised(sdk::IoOps ops);
+
+  std::string id_;
+  const sdk::DeviceType& type_;
+  std::string plugin_;
+  sdk::Properties properties_;
+  Buses buses_;
+  std::shared_ptr<spdlog::logger> logger_;
+  std::mutex mutex_;
+  std::unique_ptr<sdk::Device> device_;
+};
+
+}  // namespace molt::core::machine

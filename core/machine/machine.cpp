@@ -1,0 +1,317 @@
+#include "core/machine/machine.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <cstring>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <molt/sdk/error.hpp>
+
+#include "core/boot/boot.hpp"
+#include "core/kvm/cpu_setup.hpp"
+#include "core/log.hpp"
+
+namespace molt::core::machine {
+
+namespace {
+
+constexpr int kKickSignal = SIGUSR1;
+
+void install_kick_handler() {
+  struct sigaction action {};
+  action.sa_handler = [](int) {};  // only interrupts KVM_RUN
+  sigemptyset(&action.sa_mask);
+  ::sigaction(kKickSignal, &action, nullptr);
+}
+
+std::uint64_t cpu_time_us() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return static_cast<std::uint64_t>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1'000'000 +
+         static_cast<std::uint64_t>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+}
+
+std::uint64_t load_le(const std::uint8_t* p, unsigned size) {
+  std::uint64_t v = 0;
+  std::memcpy(&v, p, size);
+  return v;
+}
+
+void store_le(std::uint8_t* p, unsigned size, std::uint64_t v) { std::memcpy(p, &v, size); }
+
+kvm_segment to_kvm(const boot::Segment& s) {
+  kvm_segment k{};
+  k.base = s.base;
+  k.limit = s.limit;
+  k.selector = s.selector;
+  k.type = s.type;
+  k.present = s.present;
+  k.dpl = s.dpl;
+  k.db = s.db;
+  k.s = s.s;
+  k.l = s.l;
+  k.g = s.g;
+  k.avl = s.avl;
+  return k;
+}
+
+// The boot vCPU's registers as the boot protocol wants them.
+void set_entry_state(kvm::Vcpu& vcpu, const boot::CpuEntryState& entry) {
+  kvm_sregs sregs = vcpu.get_sregs();
+  sregs.cs = to_kvm(entry.code);
+  sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = to_kvm(entry.data);
+  sregs.tr = to_kvm(entry.tr);
+  sregs.ldt = kvm_segment{};
+  sregs.ldt.unusable = 1;
+  sregs.gdt.base = entry.gdt_base;
+  sregs.gdt.limit = entry.gdt_limit;
+  sregs.idt.base = entry.idt_base;
+  sregs.idt.limit = entry.idt_limit;
+  sregs.cr0 = entry.cr0;
+  sregs.cr3 = entry.cr3;
+  sregs.cr4 = entry.cr4;
+  sregs.efer = entry.efer;
+  vcpu.set_sregs(sregs);
+
+  kvm_regs regs{};
+  regs.rflags = entry.rflags;
+  regs.rip = entry.rip;
+  regs.rsp = entry.rsp;
+  regs.rsi = entry.rsi;
+  regs.rbx = entry.rbx;
+  vcpu.set_regs(regs);
+}
+
+}  // namespace
+
+int ExitResult::status() const {
+  switch (reason) {
+    case sdk::ExitReason::Poweroff: return 0;
+    case sdk::ExitReason::Reset: return 4;
+    case sdk::ExitReason::DebugExit: return ((guest_value & 0x7f) << 1) | 1;
+    case sdk::ExitReason::Error: return 2;
+  }
+  return 2;
+}
+
+// One vCPU thread: runs KVM_RUN and dispatches its exits.
+class Machine::VcpuRunner {
+ public:
+  VcpuRunner(Machine& m, unsigned index) : machine_(m), vcpu_(m.system_, m.vm_, index) {}
+  ~VcpuRunner() { join(); }
+
+  kvm::Vcpu& vcpu() { return vcpu_; }
+  void start() {
+    thread_ = std::thread([this] { loop(); });
+    std::string name = "vcpu" + std::to_string(vcpu_.index());
+    ::pthread_setname_np(thread_.native_handle(), name.c_str());
+  }
+  void kick() {
+    vcpu_.run_area()->immediate_exit = 1;
+    if (thread_.joinable()) ::pthread_kill(thread_.native_handle(), kKickSignal);
+  }
+  void join() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void loop();
+  void handle_io(kvm_run& run);
+  void handle_mmio(kvm_run& run);
+  void fail(const std::string& what);
+
+  Machine& machine_;
+  kvm::Vcpu vcpu_;
+  std::thread thread_;
+  unsigned unhandled_logged_ = 0;
+};
+
+void Machine::VcpuRunner::loop() {
+  sigset_t kick;
+  sigemptyset(&kick);
+  sigaddset(&kick, kKickSignal);
+  ::pthread_sigmask(SIG_UNBLOCK, &kick, nullptr);
+  try {
+    while (!machine_.stopping_) {
+      if (!vcpu_.run()) {
+        vcpu_.run_area()->immediate_exit = 0;
+        continue;
+      }
+      kvm_run& run = *vcpu_.run_area();
+      switch (run.exit_reason) {
+        case KVM_EXIT_IO: handle_io(run); break;
+        case KVM_EXIT_MMIO: handle_mmio(run); break;
+        case KVM_EXIT_INTR: break;
+        case KVM_EXIT_HLT: machine_.request_exit(sdk::ExitReason::Poweroff, 0); return;
+        case KVM_EXIT_SHUTDOWN: machine_.request_exit(sdk::ExitReason::Reset, 0); return;
+        case KVM_EXIT_SYSTEM_EVENT:
+          if (run.system_event.type == KVM_SYSTEM_EVENT_RESET) machine_.request_exit(sdk::ExitReason::Reset, 0);
+          else if (run.system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN) machine_.request_exit(sdk::ExitReason::Poweroff, 0);
+          else fail(fmt::format("system event {}", run.system_event.type));
+          return;
+        case KVM_EXIT_FAIL_ENTRY:
+          fail(fmt::format("VM entry failed, hardware reason {:#x}", run.fail_entry.hardware_entry_failure_reason));
+          return;
+        case KVM_EXIT_INTERNAL_ERROR:
+          fail(fmt::format("KVM internal error, suberror {}", run.internal.suberror));
+          return;
+        default:
+          fail(fmt::format("unexpected exit reason {}", run.exit_reason));
+          return;
+      }
+    }
+  } catch (const std::exception& e) {
+    fail(e.what());
+  }
+}
+
+void Machine::VcpuRunner::fail(const std::string& what) {
+  std::string where;
+  try {
+    const kvm_regs regs = vcpu_.get_regs();
+    const kvm_sregs sregs = vcpu_.get_sregs();
+    where = fmt::format(" at rip={:#x} rsp={:#x} cr0={:#x} cr3={:#x} efer={:#x} cs.l={} cpl={}", regs.rip, regs.rsp,
+                        sregs.cr0, sregs.cr3, sregs.efer, sregs.cs.l, sregs.cs.dpl);
+  } catch (const std::exception&) {
+  }
+  machine_.finish(ExitResult{sdk::ExitReason::Error, 0, fmt::format("vCPU {}: {}{}", vcpu_.index(), what, where)});
+}
+
+void Machine::VcpuRunner::handle_io(kvm_run& run) {
+  auto* data = reinterpret_cast<std::uint8_t*>(&run) + run.io.data_offset;
+  const unsigned size = run.io.size;
+  for (std::uint32_t i = 0; i < run.io.count; ++i, data += size) {
+    bool handled;
+    if (run.io.direction == KVM_EXIT_IO_OUT) {
+      handled = machine_.ports_.write(run.io.port, size, load_le(data, size));
+    } else {
+      std::uint64_t value = ~0ull;
+      handled = machine_.ports_.read(run.io.port, size, value);
+      store_le(data, size, handled ? value : ~0ull);
+    }
+    if (!handled && unhandled_logged_ < 32) {
+      ++unhandled_logged_;
+      machine_.log_->debug("vCPU {}: unclaimed port {} {:#x} size {}", vcpu_.index(),
+                           run.io.direction == KVM_EXIT_IO_OUT ? "write" : "read", run.io.port, size);
+    }
+  }
+}
+
+void Machine::VcpuRunner::handle_mmio(kvm_run& run) {
+  const unsigned size = run.mmio.len;
+  if (size == 0 || size > 8) return;
+  bool handled;
+  if (run.mmio.is_write) {
+    handled = machine_.mmio_.write(run.mmio.phys_addr, size, load_le(run.mmio.data, size));
+  } else {
+    std::uint64_t value = ~0ull;
+    handled = machine_.mmio_.read(run.mmio.phys_addr, size, value);
+    store_le(run.mmio.data, size, handled ? value : ~0ull);
+  }
+  if (!handled && unhandled_logged_ < 32) {
+    ++unhandled_logged_;
+    machine_.log_->debug("vCPU {}: unclaimed MMIO {} {:#x} size {}", vcpu_.index(), run.mmio.is_write ? "write" : "read",
+                         run.mmio.phys_addr, size);
+  }
+}
+
+Machine::Machine(const MachineConfig& config)
+    : log_(core::logger("core.machine")), system_(), vm_(system_), irqs_(vm_) {
+  if (config.vcpus == 0 || config.vcpus > system_.max_vcpus()) {
+    throw sdk::Error(fmt::format("{} vCPUs asked for; this KVM runs 1 to {}", config.vcpus, system_.max_vcpus()));
+  }
+  vm_.create_irqchip_and_pit();
+  ram_ = std::make_unique<memory::GuestRam>(config.memory_size, config.memory_backing);
+  std::uint32_t slot = 0;
+  for (const memory::RamRegion& r : ram_->regions()) vm_.set_user_memory_region(slot++, r.gpa, r.size, r.host());
+  create_devices(config);
+  load_guest(config);
+}
+
+Machine::~Machine() {
+  stopping_ = true;
+  kick_all_vcpus();
+  vcpus_.clear();
+  devices_.clear();
+}
+
+void Machine::create_devices(const MachineConfig& config) {
+  const Buses buses{ports_, mmio_, irqs_, *ram_, loop_, clock_, *this};
+  for (const DeviceSpec& spec : config.devices) {
+    devices_.push_back(std::make_unique<DeviceHost>(spec.id, *spec.type, spec.plugin, spec.properties, buses));
+    devices_.back()->create_and_realize();
+  }
+  for (auto& d : devices_) {
+    std::lock_guard lock(d->lock());
+    d->device().reset();
+  }
+}
+
+void Machine::load_guest(const MachineConfig& config) {
+  boot::BootConfig boot_config;
+  boot_config.kernel = config.kernel;
+  boot_config.initrd = config.initrd;
+  boot_config.cmdline = config.cmdline;
+  boot_config.vcpus = config.vcpus;
+  for (const memory::RamRegion& r : ram_->regions()) boot_config.ram.push_back(boot::MemoryRegion{r.gpa, r.size});
+  const boot::BootResult booted = boot::load_kernel(*ram_, boot_config);
+  boot::write_mp_table(*ram_, config.vcpus);
+  log_->info("kernel {} loaded as {}", config.kernel.string(), booted.kernel_kind);
+
+  const kvm::CpuidTable supported = system_.supported_cpuid();
+  const std::vector<std::uint32_t> msrs = system_.msr_index_list();
+  for (unsigned i = 0; i < config.vcpus; ++i) {
+    vcpus_.push_back(std::make_unique<VcpuRunner>(*this, i));
+    kvm::Vcpu& vcpu = vcpus_.back()->vcpu();
+    vcpu.set_cpuid(kvm::cpuid_for_vcpu(supported, i, config.vcpus));
+    kvm::setup_vcpu_common(vcpu, msrs);
+  }
+  set_entry_state(vcpus_.front()->vcpu(), booted.bsp);
+}
+
+ExitResult Machine::run() {
+  install_kick_handler();
+  const std::uint64_t startup_cpu = cpu_time_us();
+  log_->info("starting {} vCPU(s); start-up took {}.{:03} CPU-ms", vcpus_.size(), startup_cpu / 1000,
+             startup_cpu % 1000);
+  for (auto& v : vcpus_) v->start();
+  loop_.run();
+  stopping_ = true;
+  kick_all_vcpus();
+  for (auto& v : vcpus_) v->join();
+  std::lock_guard lock(exit_mutex_);
+  return exit_.value_or(ExitResult{sdk::ExitReason::Poweroff, 0, "stopped"});
+}
+
+void Machine::kick_all_vcpus() {
+  for (auto& v : vcpus_) v->kick();
+}
+
+void Machine::finish(ExitResult result) {
+  {
+    std::lock_guard lock(exit_mutex_);
+    if (exit_) return;  // the first reason wins
+    exit_ = std::move(result);
+  }
+  stopping_ = true;
+  loop_.stop();
+}
+
+void Machine::stop(const std::string& why) { finish(ExitResult{sdk::ExitReason::Poweroff, 0, why}); }
+
+void Machine::request_exit(sdk::ExitReason reason, int status) {
+  std::string detail;
+  switch (reason) {
+    case sdk::ExitReason::Poweroff: detail = "the guest powered off"; break;
+    case sdk::ExitReason::Reset: detail = "the guest reset"; break;
+    case sdk::ExitReason::DebugExit: detail = fmt::format("the guest wrote {} to the debug-exit port", status); break;
+    case sdk::ExitReason::Error: detail = "a device reported a fatal error"; break;
+  }
+  finish(ExitResult{reason, status, detail});
+}
+
+}  // namespace molt::core::machine

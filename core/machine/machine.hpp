@@ -1,0 +1,94 @@
+// A running VM: KVM, RAM, devices, boot, vCPU threads, and the event loop.
+// Built from a MachineConfig (already validated: device types resolved,
+// properties checked) so that nothing here parses JSON.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <molt/sdk/device.hpp>
+#include <molt/sdk/plugin.hpp>
+
+#include "core/io/event_loop.hpp"
+#include "core/io/io_bus.hpp"
+#include "core/io/irq_router.hpp"
+#include "core/kvm/kvm.hpp"
+#include "core/machine/device_host.hpp"
+#include "core/memory/guest_ram.hpp"
+
+namespace molt::core::machine {
+
+struct DeviceSpec {
+  std::string id;
+  const sdk::DeviceType* type = nullptr;
+  std::string plugin;
+  sdk::Properties properties;
+};
+
+struct MachineConfig {
+  unsigned vcpus = 1;
+  std::uint64_t memory_size = 256ull << 20;
+  memory::RamBacking memory_backing = memory::RamBacking::Memfd;
+  std::filesystem::path kernel;
+  std::optional<std::filesystem::path> initrd;
+  std::string cmdline;
+  std::vector<DeviceSpec> devices;
+};
+
+// How a run ended, and the exit status molt reports (docs/conventions.md).
+struct ExitResult {
+  sdk::ExitReason reason = sdk::ExitReason::Poweroff;
+  int guest_value = 0;
+  std::string detail;
+  int status() const;
+};
+
+class Machine final : public sdk::MachineControl {
+ public:
+  // Builds the whole VM, loads the kernel and prepares vCPUs; throws sdk::Error
+  // before any guest code runs.
+  explicit Machine(const MachineConfig& config);
+  ~Machine() override;
+
+  // Runs the guest until it exits or stop() is called; returns how it ended.
+  ExitResult run();
+  // Thread-safe. Used by signal handling and the monitor.
+  void stop(const std::string& why);
+  void request_exit(sdk::ExitReason reason, int status) override;
+
+  io::EventLoop& loop() { return loop_; }
+  memory::GuestRam& ram() { return *ram_; }
+  const std::vector<std::unique_ptr<DeviceHost>>& devices() const { return devices_; }
+
+ private:
+  class VcpuRunner;
+  void create_devices(const MachineConfig& config);
+  void load_guest(const MachineConfig& config);
+  void finish(ExitResult result);
+  void kick_all_vcpus();
+
+  std::shared_ptr<spdlog::logger> log_;
+  kvm::System system_;
+  kvm::Vm vm_;
+  std::unique_ptr<memory::GuestRam> ram_;
+  io::EventLoop loop_;
+  io::HostClock clock_;
+  io::IoBus ports_{"port"};
+  io::IoBus mmio_{"MMIO"};
+  io::IrqRouter irqs_;
+  std::vector<std::unique_ptr<DeviceHost>> devices_;
+  std::vector<std::unique_ptr<VcpuRunner>> vcpus_;
+
+  std::mutex exit_mutex_;
+  std::optional<ExitResult> exit_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace molt::core::machine

@@ -1,0 +1,116 @@
+#include "core/memory/guest_ram.hpp"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <molt/sdk/error.hpp>
+
+namespace molt::core::memory {
+
+namespace {
+constexpr std::uint64_t kPage = 4096;
+
+std::string mib(std::uint64_t bytes) { return std::to_string(bytes >> 20) + " MiB"; }
+}  // namespace
+
+RamBlock::RamBlock(std::string name, std::uint64_t size, RamBacking backing)
+    : name_(std::move(name)), size_(size), backing_(backing) {
+  int flags = MAP_NORESERVE;
+  if (backing == RamBacking::Memfd) {
+    fd_ = kvm::Fd(::memfd_create(("molt:" + name_).c_str(), MFD_CLOEXEC));
+    if (!fd_) throw sdk::Error("RAM block " + name_ + ": memfd_create failed: " + std::strerror(errno));
+    if (::ftruncate(fd_.get(), static_cast<off_t>(size)) < 0)
+      throw sdk::Error("RAM block " + name_ + ": cannot size the memfd to " + mib(size) + ": " + std::strerror(errno));
+    flags |= MAP_SHARED;
+  } else {
+    flags |= MAP_PRIVATE | MAP_ANONYMOUS;
+  }
+  void* host = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, fd_ ? fd_.get() : -1, 0);
+  if (host == MAP_FAILED) {
+    throw sdk::Error("RAM block " + name_ + ": cannot map " + mib(size) + ": " + std::strerror(errno) +
+                     "; ask for less memory");
+  }
+  host_ = static_cast<std::uint8_t*>(host);
+}
+
+RamBlock::~RamBlock() {
+  if (host_) ::munmap(host_, size_);
+}
+
+void DeviceDirtyLog::mark(std::uint64_t first_page, std::uint64_t count) {
+  for (std::uint64_t p = first_page; p < first_page + count && p / 64 < bits_.size(); ++p) {
+    bits_[p / 64].fetch_or(1ull << (p % 64), std::memory_order_relaxed);
+  }
+}
+
+bool DeviceDirtyLog::test(std::uint64_t page) const {
+  return page / 64 < bits_.size() && (bits_[page / 64].load(std::memory_order_relaxed) >> (page % 64)) & 1;
+}
+
+std::vector<std::uint64_t> DeviceDirtyLog::take() {
+  std::vector<std::uint64_t> out(bits_.size());
+  for (std::size_t i = 0; i < bits_.size(); ++i) out[i] = bits_[i].exchange(0, std::memory_order_relaxed);
+  return out;
+}
+
+GuestRam::GuestRam(std::uint64_t size, RamBacking backing) {
+  if (size == 0 || size % kPage != 0) throw sdk::Error("guest RAM must be a non-zero multiple of 4 KiB");
+  blocks_.push_back(std::make_unique<RamBlock>("pc.ram", size, backing));
+  RamBlock* block = blocks_.back().get();
+  const std::uint64_t low = std::min(size, kHoleStart);
+  regions_.push_back(RamRegion{0, low, block, 0});
+  if (size > low) regions_.push_back(RamRegion{kHighStart, size - low, block, low});
+  for (const RamRegion& r : regions_) dirty_.push_back(std::make_unique<DeviceDirtyLog>(r.size / kPage));
+}
+
+std::uint64_t GuestRam::total_size() const {
+  std::uint64_t total = 0;
+  for (const auto& b : blocks_) total += b->size();
+  return total;
+}
+
+const RamRegion* GuestRam::find(std::uint64_t gpa, std::uint64_t len, std::size_t* index) const {
+  for (std::size_t i = 0; i < regions_.size(); ++i) {
+    const RamRegion& r = regions_[i];
+    if (gpa >= r.gpa && len <= r.size && gpa - r.gpa <= r.size - len) {
+      if (index) *index = i;
+      return &r;
+    }
+  }
+  return nullptr;
+}
+
+bool GuestRam::read(std::uint64_t gpa, std::span<std::uint8_t> out) {
+  const RamRegion* r = find(gpa, out.size());
+  if (!r) return false;
+  std::memcpy(out.data(), r->host() + (gpa - r->gpa), out.size());
+  return true;
+}
+
+bool GuestRam::write(std::uint64_t gpa, std::span<const std::uint8_t> in) {
+  std::size_t index = 0;
+  const RamRegion* r = find(gpa, in.size(), &index);
+  if (!r) return false;
+  std::memcpy(r->host() + (gpa - r->gpa), in.data(), in.size());
+  if (!in.empty()) dirty_[index]->mark((gpa - r->gpa) / kPage, (gpa - r->gpa + in.size() - 1) / kPage - (gpa - r->gpa) / kPage + 1);
+  return true;
+}
+
+std::span<std::uint8_t> GuestRam::map(std::uint64_t gpa, std::uint64_t len) {
+  const RamRegion* r = find(gpa, len);
+  if (!r) return {};
+  return {r->host() + (gpa - r->gpa), static_cast<std::size_t>(len)};
+}
+
+void GuestRam::mark_dirty(std::uint64_t gpa, std::uint64_t len) {
+  std::size_t index = 0;
+  const RamRegion* r = find(gpa, len, &index);
+  if (!r || len == 0) return;
+  const std::uint64_t first = (gpa - r->gpa) / kPage;
+  dirty_[index]->mark(first, (gpa - r->gpa + len - 1) / kPage - first + 1);
+}
+
+}  // namespace molt::core::memory

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds everything, and runs the whole test suite:
+# unit tests (no KVM), KVM tests that boot real guests, and the witnesses
+# (Linux's early boot; the kernel package is fetched on first use).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/build.sh
+guest/linux/fetch-kernel.sh >/dev/null 2>&1 || echo "test: could not fetch Debian's kernel; the Linux witness tests will say so" >&2
+cd build
+ctest --output-on-failure -j2 --timeout 600 "$@"
