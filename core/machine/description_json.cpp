@@ -164,13 +164,6 @@ bool has_size_shape(std::string_view text) {
   return !hex && i + 1 == text.size() && std::string_view("KMGTkmgt").find(text[i]) != std::string_view::npos;
 }
 
-std::string describe_size_range(std::uint64_t min, std::uint64_t max) {
-  if (min == 0 && max == kNoMax) return "a size";
-  if (max == kNoMax) return "a size of at least " + format_size(min);
-  if (min == 0) return "a size of at most " + format_size(max);
-  return "a size from " + format_size(min) + " to " + format_size(max);
-}
-
 }  // namespace
 
 Location Location::member(std::string_view key) const {
@@ -271,20 +264,24 @@ std::filesystem::path read_path(const json::value& value, const Location& where,
   return (path.is_absolute() ? path : base_dir / path).lexically_normal();
 }
 
-std::string describe_uint_range(std::string_view noun, std::uint64_t min, std::uint64_t max) {
-  const std::string article =
-      std::string(std::string_view("aeiou").find(noun.front()) != std::string_view::npos ? "an " : "a ") +
-      std::string(noun);
-  if (min == 0 && max == kNoMax) return article;
-  if (max == kNoMax) return article + " of at least " + std::to_string(min);
-  return article + " from " + std::to_string(min) + " to " + std::to_string(max);
+std::string describe_uint_range(std::uint64_t min, std::uint64_t max) {
+  if (min == 0 && max == kNoMax) return "unsigned integer";
+  if (max == kNoMax) return "unsigned integer of at least " + std::to_string(min);
+  return "unsigned integer from " + std::to_string(min) + " to " + std::to_string(max);
+}
+
+std::string describe_size_range(std::uint64_t min, std::uint64_t max) {
+  if (min == 0 && max == kNoMax) return "size";
+  if (max == kNoMax) return "size of at least " + format_size(min);
+  if (min == 0) return "size of at most " + format_size(max);
+  return "size from " + format_size(min) + " to " + format_size(max);
 }
 
 std::uint64_t read_uint(const json::value& value, const Location& where, std::uint64_t min,
                         std::uint64_t max) {
   const auto number = json_uint(value);
   if (!number || *number < min || *number > max) {
-    fail_expected(where, describe_uint_range("unsigned integer", min, max), value);
+    fail_expected(where, "an " + describe_uint_range(min, max), value);
   }
   return *number;
 }
@@ -295,7 +292,7 @@ std::uint64_t read_uint_or_hex(const json::value& value, const Location& where, 
   const std::string text(value.get_string());
   const bool hex =
       text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X') && has_size_shape(text);
-  const std::string expected = describe_uint_range("unsigned integer", min, max);
+  const std::string expected = "an " + describe_uint_range(min, max);
   if (!hex) fail_expected(where, expected + " (a number, or a string \"0x...\" in hex)", value);
   const auto number = molt::sdk::parse_size(text);
   if (!number) where.fail(quote_json(text) + " is too large: an unsigned integer must fit in 64 bits");
@@ -319,7 +316,7 @@ std::uint64_t read_size(const json::value& value, const Location& where, std::ui
   if (*bytes < min || *bytes > max) {
     std::string got = describe(value);
     if (value.is_string()) got += " (" + std::to_string(*bytes) + " bytes)";
-    where.fail("expected " + describe_size_range(min, max) + ", got " + got);
+    where.fail("expected a " + describe_size_range(min, max) + ", got " + got);
   }
   return *bytes;
 }

@@ -81,7 +81,9 @@ bool read_bool(const boost::json::value& value, const Location& where);
 std::string read_choice(const boost::json::value& value, const Location& where,
                         const std::vector<std::string>& choices);
 
-// "an unsigned integer from 0 to 23", "an unsigned integer", "an integer of at least 1".
-std::string describe_uint_range(std::string_view noun, std::uint64_t min, std::uint64_t max);
+// "unsigned integer from 0 to 23", "unsigned integer", "unsigned integer of at least 1".
+std::string describe_uint_range(std::uint64_t min, std::uint64_t max);
+// "size from 4K to 1M", "size", "size of at most 1G".
+std::string describe_size_range(std::uint64_t min, std::uint64_t max);
 
 }  // namespace molt::core::machine::json_read

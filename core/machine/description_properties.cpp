@@ -28,12 +28,10 @@ std::string describe_kind(const PropertySpec& spec) {
   std::string kind;
   switch (spec.type) {
     case PropertyType::UInt:
-      kind = json_read::describe_uint_range("unsigned integer", spec.min, spec.max).substr(3);
+      kind = json_read::describe_uint_range(spec.min, spec.max);
       break;
     case PropertyType::Size:
-      kind = spec.min == 0 && spec.max == UINT64_MAX
-                 ? "size"
-                 : "size from " + format_size(spec.min) + " to " + format_size(spec.max);
+      kind = json_read::describe_size_range(spec.min, spec.max);
       break;
     case PropertyType::Enum: {
       std::vector<std::string> listed;

@@ -442,6 +442,50 @@ TEST(HostMemory, CheckMemoryFits) {
   }
 }
 
+// Random byte edits of a good file either parse or raise a ConfigError; no
+// other exception escapes and nothing crashes (a cheap, deterministic fuzz).
+TEST(MachineDescription, MutatedInputOnlyEverRaisesConfigError) {
+  const std::string good =
+      R"({"machine": "molt-pc", "vcpus": 2, "memory": {"size": "256M", "backend": "memfd"},
+    "kernel": {"path": "k.elf", "initrd": null, "cmdline": "x"}, "plugin_dirs": ["p"], "api_socket": "s",
+    "devices": [{"id": "com1", "type": "t", "properties": {"a": 1}}, {"id": "e", "type": "u"}]})";
+  const std::string alphabet = "{}[]\":,0123456789.-eE xK\\nultrfa";
+  std::uint64_t seed = 0x9e3779b97f4a7c15;
+  const auto next = [&seed](std::size_t bound) {
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return static_cast<std::size_t>(seed % bound);
+  };
+  std::size_t parsed = 0, rejected = 0;
+  for (int round = 0; round < 3000; ++round) {
+    std::string text = good;
+    for (std::size_t edits = 1 + next(3); edits > 0; --edits) {
+      const std::size_t at = next(text.size());
+      switch (next(3)) {
+        case 0:
+          text[at] = alphabet[next(alphabet.size())];
+          break;
+        case 1:
+          text.erase(at, 1 + next(4));
+          break;
+        default:
+          text.insert(at, 1, alphabet[next(alphabet.size())]);
+      }
+    }
+    try {
+      parse_machine(text, "/m/x.json");
+      ++parsed;
+    } catch (const ConfigError& e) {
+      ++rejected;
+      EXPECT_EQ(std::string(e.what()).rfind("/m/x.json: ", 0), 0u) << e.what();
+    }
+  }
+  // Both outcomes occur, so the edits exercise the checks and not only the JSON syntax.
+  EXPECT_GT(parsed, 0u);
+  EXPECT_GT(rejected, 0u);
+}
+
 TEST(FormatSize, PicksTheLargestExactUnit) {
   EXPECT_EQ(format_size(0), "0");
   EXPECT_EQ(format_size(1000), "1000");

@@ -2,6 +2,7 @@
 // loader: every example in the doc is parsed, and the schema's fields are the
 // ones the loader knows.
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -26,9 +27,11 @@ std::string read_text(const fs::path& path) {
   return text.str();
 }
 
+enum class ExampleKind { Machine, Error, DeviceError };
+
 struct Example {
   std::size_t line = 0;  // of the marker, for failure messages
-  bool is_error = false;
+  ExampleKind kind = ExampleKind::Machine;
   std::string json;
   std::string expected_error;  // error examples: the text block after the JSON
 };
@@ -52,16 +55,19 @@ std::vector<Example> examples_in(const std::string& markdown) {
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   std::vector<Example> examples;
   for (std::size_t i = 0; i < lines.size();) {
-    const bool machine = lines[i] == "<!-- example: machine -->";
-    const bool error = lines[i] == "<!-- example: error -->";
-    if (!machine && !error) {
+    static const std::map<std::string, ExampleKind> kMarkers{
+        {"<!-- example: machine -->", ExampleKind::Machine},
+        {"<!-- example: error -->", ExampleKind::Error},
+        {"<!-- example: device-error -->", ExampleKind::DeviceError}};
+    const auto marker = kMarkers.find(lines[i]);
+    if (marker == kMarkers.end()) {
       ++i;
       continue;
     }
-    Example example{.line = i + 1, .is_error = error};
+    Example example{.line = i + 1, .kind = marker->second};
     ++i;
     example.json = read_block(lines, i, "```json");
-    if (error) {
+    if (example.kind != ExampleKind::Machine) {
       example.expected_error = read_block(lines, i, "```text");
       if (!example.expected_error.empty()) example.expected_error.pop_back();  // the final newline
     }
@@ -70,27 +76,54 @@ std::vector<Example> examples_in(const std::string& markdown) {
   return examples;
 }
 
+// The device types the doc's second-step examples assume, declared as the doc shows them.
+struct DocDeviceTypes {
+  molt::sdk::DeviceType uart{
+      .name = "uart",
+      .properties = {
+          {.name = "irq",
+           .type = molt::sdk::PropertyType::UInt,
+           .default_value = std::uint64_t{4},
+           .doc = "interrupt line",
+           .max = 23},
+          {.name = "backend",
+           .type = molt::sdk::PropertyType::Enum,
+           .default_value = std::string("stdio"),
+           .choices = {"stdio", "null"}},
+          {.name = "path", .type = molt::sdk::PropertyType::String, .doc = "where the bytes go"},
+      }};
+  molt::sdk::DeviceType debug_exit{.name = "debug-exit"};
+  std::map<std::string, const molt::sdk::DeviceType*> by_name{{"uart", &uart}, {"debug-exit", &debug_exit}};
+};
+
+// The what() of the first error reading the example gives, or "no error".
+std::string error_of(const Example& example, const DocDeviceTypes& types) {
+  try {
+    const auto desc = parse_machine(example.json, "example.json");
+    if (example.kind == ExampleKind::DeviceError) resolve_devices(desc, types.by_name);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
 TEST(MachineFormatDoc, EveryExampleReadsAsDocumented) {
+  const DocDeviceTypes types;
   const auto examples = examples_in(read_text(kSourceDir / "docs/machine-format.md"));
-  std::size_t machines = 0, errors = 0;
+  std::map<ExampleKind, std::size_t> counts;
   for (const auto& example : examples) {
     SCOPED_TRACE("example at docs/machine-format.md line " + std::to_string(example.line));
-    if (example.is_error) {
-      ++errors;
-      try {
-        parse_machine(example.json, "example.json");
-        ADD_FAILURE() << "parsed without error";
-      } catch (const ConfigError& e) {
-        EXPECT_EQ(e.what(), example.expected_error);
-      }
-    } else {
-      ++machines;
+    ++counts[example.kind];
+    if (example.kind == ExampleKind::Machine) {
       EXPECT_NO_THROW(parse_machine(example.json, (kSourceDir / "machines/example.json").string()));
+    } else {
+      EXPECT_EQ(error_of(example, types), example.expected_error);
     }
   }
-  // The doc has a complete file, a minimal one, and an error example per kind of mistake.
-  EXPECT_GE(machines, 2u);
-  EXPECT_GE(errors, 8u);
+  // A complete file, a minimal one, and an example of each kind of mistake.
+  EXPECT_GE(counts[ExampleKind::Machine], 2u);
+  EXPECT_GE(counts[ExampleKind::Error], 8u);
+  EXPECT_GE(counts[ExampleKind::DeviceError], 6u);
 }
 
 json::object schema() {
