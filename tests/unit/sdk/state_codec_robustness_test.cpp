@@ -127,7 +127,7 @@ TEST(StateCodecRobustness, HeaderDamageIsNamed) {
   EXPECT_THAT(decode_error(long_body), HasSubstr("dev: body length 255 runs past the end"));
 }
 
-TEST(StateCodecRobustness, HugeLengthsAreRefusedWithoutAllocating) {
+TEST(StateCodecRobustness, HugeLengthsAreRefusedBeforeAnyRead) {
   Bytes huge = record("dev", 1, entry(7, "blob", {}));
   // The blob's payload length sits after tag, name length and "blob".
   const std::size_t length_at = 17 + 1 + 1 + 4;
