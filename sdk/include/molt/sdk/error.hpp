@@ -19,7 +19,7 @@ class Error : public std::runtime_error {
 class StateError : public Error {
  public:
   StateError(std::string field, const std::string& why)
-      : Error(field.empty() ? why : "field '" + field + "': " + why), field_(std::move(field)) {}
+      : Error(field.empty() ? why : field + ": " + why), field_(std::move(field)) {}
   const std::string& field() const { return field_; }
 
  private:
