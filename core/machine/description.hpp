@@ -120,6 +120,8 @@ using DefaultOverrides = std::map<std::string, molt::sdk::PropertyValue>;
 molt::sdk::Properties resolve_properties(const molt::sdk::DeviceType& type, const DeviceConfig& device,
                                          const DefaultOverrides& overrides = {});
 
+// Points into the MachineDescription and the registered types it was resolved
+// from; keep both alive while this is used.
 struct ResolvedDevice {
   const DeviceConfig* config = nullptr;
   const molt::sdk::DeviceType* type = nullptr;
