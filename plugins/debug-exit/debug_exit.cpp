@@ -18,8 +18,8 @@ void DebugExitDevice::realize() {
     throw sdk::Error(ctx_.id() + ": width " + std::to_string(width) + " is not a port size; use 1, 2 or 4");
   }
   if (iobase + width > 0x10000) {
-    throw sdk::Error(ctx_.id() + ": iobase " + std::to_string(iobase) + " with width " + std::to_string(width) +
-                     " reaches beyond port 0xffff; choose a lower iobase");
+    throw sdk::Error(ctx_.id() + ": iobase " + std::to_string(iobase) + " with width " +
+                     std::to_string(width) + " reaches beyond port 0xffff; choose a lower iobase");
   }
   sdk::IoOps ops;
   ops.read = [](std::uint64_t, unsigned) -> std::uint64_t { return 0; };
@@ -32,7 +32,9 @@ void DebugExitDevice::realize() {
 
 // Nothing to migrate: the device has no registers that hold a value, and a
 // write ends the VM at once, so no guest-visible state exists between writes.
-sdk::StateBinding DebugExitDevice::state() { return sdk::StateBinding::stateless(); }
+sdk::StateBinding DebugExitDevice::state() {
+  return sdk::StateBinding::stateless();
+}
 
 const sdk::PluginInfo* describe_debug_exit_plugin() {
   using sdk::PropertyType;
@@ -41,10 +43,17 @@ const sdk::PluginInfo* describe_debug_exit_plugin() {
       .description = "test port: writing V ends the VM with exit status 2V+1 (as QEMU's isa-debug-exit)",
       .properties =
           {
-              {.name = "iobase", .type = PropertyType::UInt, .default_value = std::uint64_t{0xf4},
-               .doc = "the port", .max = 0xffff},
-              {.name = "width", .type = PropertyType::UInt, .default_value = std::uint64_t{4},
-               .doc = "port width in bytes: 1, 2 or 4", .min = 1, .max = 4},
+              {.name = "iobase",
+               .type = PropertyType::UInt,
+               .default_value = std::uint64_t{0xf4},
+               .doc = "the port",
+               .max = 0xffff},
+              {.name = "width",
+               .type = PropertyType::UInt,
+               .default_value = std::uint64_t{4},
+               .doc = "port width in bytes: 1, 2 or 4",
+               .min = 1,
+               .max = 4},
           },
       .create = [](sdk::DeviceContext& ctx) -> std::unique_ptr<sdk::Device> {
         return std::make_unique<DebugExitDevice>(ctx);

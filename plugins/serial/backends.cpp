@@ -42,8 +42,8 @@ class NoneBackend final : public CharBackend {
 class FileBackend final : public CharBackend {
  public:
   FileBackend(sdk::DeviceContext& ctx, const std::string& path, bool append)
-      : fd_(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK | (append ? 0 : O_TRUNC),
-                   0644)),
+      : fd_(::open(path.c_str(),
+                   O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK | (append ? 0 : O_TRUNC), 0644)),
         log_(ctx.log(), ctx.clock()) {
     if (!fd_) fail_open(ctx, "open", path, errno);
     channel_ = std::make_unique<FdChannel>(ctx, log_, -1, fd_.get(), path);
@@ -64,8 +64,9 @@ sockaddr_un socket_address(sdk::DeviceContext& ctx, const std::string& path) {
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof(addr.sun_path)) {
     throw sdk::Error(ctx.id() + ": the socket path " + path + " is longer than the " +
-                     std::to_string(sizeof(addr.sun_path) - 1) + " bytes a UNIX socket address holds; choose a "
-                                                                  "shorter path");
+                     std::to_string(sizeof(addr.sun_path) - 1) +
+                     " bytes a UNIX socket address holds; choose a "
+                     "shorter path");
   }
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   return addr;
@@ -152,7 +153,8 @@ class UnixSocketBackend final : public CharBackend {
 
   void attach_client(UniqueFd fd) {
     client_fd_ = std::move(fd);
-    client_ = std::make_unique<FdChannel>(ctx_, log_, client_fd_.get(), client_fd_.get(), "the client of " + path_);
+    client_ =
+        std::make_unique<FdChannel>(ctx_, log_, client_fd_.get(), client_fd_.get(), "the client of " + path_);
     client_->start(&receiver_, [this] { drop_client(); });
   }
 
@@ -187,10 +189,14 @@ class UnixSocketBackend final : public CharBackend {
 
 std::unique_ptr<CharBackend> open_backend(sdk::DeviceContext& ctx, const BackendConfig& config) {
   switch (config.kind) {
-    case BackendKind::Stdio: return make_stdio_backend(ctx, STDIN_FILENO, STDOUT_FILENO);
-    case BackendKind::File: return std::make_unique<FileBackend>(ctx, config.path, config.append);
-    case BackendKind::UnixSocket: return std::make_unique<UnixSocketBackend>(ctx, config);
-    case BackendKind::None: break;
+    case BackendKind::Stdio:
+      return make_stdio_backend(ctx, STDIN_FILENO, STDOUT_FILENO);
+    case BackendKind::File:
+      return std::make_unique<FileBackend>(ctx, config.path, config.append);
+    case BackendKind::UnixSocket:
+      return std::make_unique<UnixSocketBackend>(ctx, config);
+    case BackendKind::None:
+      break;
   }
   return std::make_unique<NoneBackend>();
 }

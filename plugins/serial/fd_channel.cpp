@@ -21,7 +21,9 @@ bool is_socket(int fd) {
   return fd >= 0 && ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
-bool would_block(int error) { return error == EAGAIN || error == EWOULDBLOCK || error == EINTR; }
+bool would_block(int error) {
+  return error == EAGAIN || error == EWOULDBLOCK || error == EINTR;
+}
 
 }  // namespace
 
@@ -198,7 +200,8 @@ void FdChannel::on_out_ready(std::uint32_t revents) {
 }
 
 void FdChannel::fail_output(int error) {
-  if (error != 0) log_.warn("writing to {} failed: {}; serial output is discarded", what_, std::strerror(error));
+  if (error != 0)
+    log_.warn("writing to {} failed: {}; serial output is discarded", what_, std::strerror(error));
   output_open_ = false;
   dropped_ += pending_output();
   out_.clear();
@@ -228,7 +231,9 @@ void FdChannel::apply_events() {
   }
 }
 
-void FdChannel::schedule_cleanup() { cleanup_timer_->arm_after(0); }
+void FdChannel::schedule_cleanup() {
+  cleanup_timer_->arm_after(0);
+}
 
 // Runs from a timer, outside any watch callback, so it may drop watches.
 void FdChannel::cleanup() {

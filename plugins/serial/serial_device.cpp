@@ -68,11 +68,26 @@ SerialDevice::~SerialDevice() = default;
 Uart::Hooks SerialDevice::uart_hooks() {
   // Until realize() the handles do not exist; the hooks then do nothing.
   return Uart::Hooks{
-      .transmit = [this](std::uint8_t byte) { if (backend_) backend_->write(std::span(&byte, 1)); },
-      .set_irq = [this](bool asserted) { if (irq_) irq_->set_level(asserted); },
-      .arm_timeout = [this](std::uint64_t delay) { if (timeout_timer_) timeout_timer_->arm_after(delay); },
-      .cancel_timeout = [this] { if (timeout_timer_) timeout_timer_->cancel(); },
-      .receive_room_changed = [this] { if (backend_) backend_->receive_room_changed(); },
+      .transmit =
+          [this](std::uint8_t byte) {
+            if (backend_) backend_->write(std::span(&byte, 1));
+          },
+      .set_irq =
+          [this](bool asserted) {
+            if (irq_) irq_->set_level(asserted);
+          },
+      .arm_timeout =
+          [this](std::uint64_t delay) {
+            if (timeout_timer_) timeout_timer_->arm_after(delay);
+          },
+      .cancel_timeout =
+          [this] {
+            if (timeout_timer_) timeout_timer_->cancel();
+          },
+      .receive_room_changed =
+          [this] {
+            if (backend_) backend_->receive_room_changed();
+          },
   };
 }
 
@@ -102,14 +117,18 @@ void SerialDevice::realize() {
   });
 }
 
-void SerialDevice::reset() { uart_.reset(); }
+void SerialDevice::reset() {
+  uart_.reset();
+}
 
 sdk::StateBinding SerialDevice::state() {
   return sdk::StateBinding::of(uart_state_descriptor(), uart_.state());
 }
 
 // The descriptor's post_load already validated indices and counts.
-void SerialDevice::post_load() { uart_.refresh_after_load(); }
+void SerialDevice::post_load() {
+  uart_.refresh_after_load();
+}
 
 // ---- Device type ----
 
@@ -118,20 +137,35 @@ namespace {
 std::vector<sdk::PropertySpec> serial_properties() {
   using sdk::PropertyType;
   std::vector<sdk::PropertySpec> props;
-  props.push_back({.name = "iobase", .type = PropertyType::UInt, .default_value = std::uint64_t{0x3f8},
-                   .doc = "first of the UART's 8 I/O ports", .max = 0x10000 - kPortCount});
-  props.push_back({.name = "irq", .type = PropertyType::UInt, .default_value = std::uint64_t{4},
-                   .doc = "IOAPIC/PIC input (GSI) of the UART's interrupt", .max = kMaxGsi});
-  props.push_back({.name = "backend", .type = PropertyType::Enum, .default_value = std::string("stdio"),
+  props.push_back({.name = "iobase",
+                   .type = PropertyType::UInt,
+                   .default_value = std::uint64_t{0x3f8},
+                   .doc = "first of the UART's 8 I/O ports",
+                   .max = 0x10000 - kPortCount});
+  props.push_back({.name = "irq",
+                   .type = PropertyType::UInt,
+                   .default_value = std::uint64_t{4},
+                   .doc = "IOAPIC/PIC input (GSI) of the UART's interrupt",
+                   .max = kMaxGsi});
+  props.push_back({.name = "backend",
+                   .type = PropertyType::Enum,
+                   .default_value = std::string("stdio"),
                    .doc = "where bytes go and come from: stdio, file (output only), unix-socket, none",
-                   .choices = {"stdio", "file", "unix-socket", "none"}, .migration_relevant = false});
-  props.push_back({.name = "path", .type = PropertyType::String, .default_value = std::string(),
+                   .choices = {"stdio", "file", "unix-socket", "none"},
+                   .migration_relevant = false});
+  props.push_back({.name = "path",
+                   .type = PropertyType::String,
+                   .default_value = std::string(),
                    .doc = "file backend: the output file; unix-socket backend: the socket path",
                    .migration_relevant = false});
-  props.push_back({.name = "server", .type = PropertyType::Bool, .default_value = true,
+  props.push_back({.name = "server",
+                   .type = PropertyType::Bool,
+                   .default_value = true,
                    .doc = "unix-socket backend: listen on path (true) or connect to it (false)",
                    .migration_relevant = false});
-  props.push_back({.name = "append", .type = PropertyType::Bool, .default_value = false,
+  props.push_back({.name = "append",
+                   .type = PropertyType::Bool,
+                   .default_value = false,
                    .doc = "file backend: append to the file instead of truncating it at start",
                    .migration_relevant = false});
   return props;

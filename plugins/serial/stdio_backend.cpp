@@ -124,8 +124,9 @@ class StdinClaim {
  public:
   StdinClaim(int in_fd, const std::string& id) : claims_(in_fd == STDIN_FILENO) {
     if (claims_ && g_stdin_claimed.exchange(true)) {
-      throw sdk::Error(id + ": stdin is already the input of another serial port's stdio backend; give this "
-                            "port another backend (file, unix-socket or none)");
+      throw sdk::Error(id +
+                       ": stdin is already the input of another serial port's stdio backend; give this "
+                       "port another backend (file, unix-socket or none)");
     }
   }
   ~StdinClaim() {

@@ -7,7 +7,9 @@ namespace molt::serial {
 
 // Construction only sets power-on values; the hooks run from reset() on,
 // once the device has its timer and backend.
-Uart::Uart(Hooks hooks) : hooks_(std::move(hooks)) { state_.msr = kExternalModemInputs; }
+Uart::Uart(Hooks hooks) : hooks_(std::move(hooks)) {
+  state_.msr = kExternalModemInputs;
+}
 
 void Uart::reset() {
   state_ = UartState{};
@@ -24,27 +26,56 @@ void Uart::reset() {
 std::uint8_t Uart::read(unsigned offset) {
   const bool dlab = (state_.lcr & kLcrDlab) != 0;
   switch (offset & 7) {
-    case kRegData: return dlab ? state_.dll : read_data();
-    case kRegIer: return dlab ? state_.dlm : state_.ier;
-    case kRegIirFcr: return read_iir();
-    case kRegLcr: return state_.lcr;
-    case kRegMcr: return state_.mcr;
-    case kRegLsr: return read_lsr();
-    case kRegMsr: return read_msr();
-    default: return state_.scr;
+    case kRegData:
+      return dlab ? state_.dll : read_data();
+    case kRegIer:
+      return dlab ? state_.dlm : state_.ier;
+    case kRegIirFcr:
+      return read_iir();
+    case kRegLcr:
+      return state_.lcr;
+    case kRegMcr:
+      return state_.mcr;
+    case kRegLsr:
+      return read_lsr();
+    case kRegMsr:
+      return read_msr();
+    default:
+      return state_.scr;
   }
 }
 
 void Uart::write(unsigned offset, std::uint8_t value) {
   const bool dlab = (state_.lcr & kLcrDlab) != 0;
   switch (offset & 7) {
-    case kRegData: dlab ? void(state_.dll = value) : write_data(value); break;
-    case kRegIer: dlab ? void(state_.dlm = value) : write_ier(value); break;
-    case kRegIirFcr: write_fcr(value); break;
-    case kRegLcr: write_lcr(value); break;
-    case kRegMcr: write_mcr(value); break;
-    case kRegScr: state_.scr = value; break;
-    default: break;  // LSR and MSR are read-only (writes are a factory test mode)
+    case kRegData:
+      if (dlab) {
+        state_.dll = value;
+      } else {
+        write_data(value);
+      }
+      break;
+    case kRegIer:
+      if (dlab) {
+        state_.dlm = value;
+      } else {
+        write_ier(value);
+      }
+      break;
+    case kRegIirFcr:
+      write_fcr(value);
+      break;
+    case kRegLcr:
+      write_lcr(value);
+      break;
+    case kRegMcr:
+      write_mcr(value);
+      break;
+    case kRegScr:
+      state_.scr = value;
+      break;
+    default:
+      break;  // LSR and MSR are read-only (writes are a factory test mode)
   }
 }
 
@@ -212,8 +243,8 @@ unsigned Uart::rx_trigger_level() const {
 std::uint64_t Uart::character_timeout_ns() const {
   const std::uint8_t lcr = state_.lcr;
   // start bit + 5..8 data bits + parity + 1 or 2 stop bits (1.5 counts as 2)
-  const std::uint64_t bits = 1 + 5 + (lcr & kLcrWordLengthMask) + ((lcr & kLcrParity) ? 1 : 0) +
-                             ((lcr & kLcrTwoStopBits) ? 2 : 1);
+  const std::uint64_t bits =
+      1 + 5 + (lcr & kLcrWordLengthMask) + ((lcr & kLcrParity) ? 1 : 0) + ((lcr & kLcrTwoStopBits) ? 2 : 1);
   const std::uint64_t divisor = std::max<std::uint64_t>(1, (std::uint64_t{state_.dlm} << 8) | state_.dll);
   return 4 * bits * divisor * 1'000'000'000ull / kBaseBaud;
 }

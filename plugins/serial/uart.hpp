@@ -21,11 +21,11 @@ inline constexpr std::uint64_t kBaseBaud = 115200;
 class Uart {
  public:
   struct Hooks {
-    std::function<void(std::uint8_t byte)> transmit;      // a byte leaves on the line
-    std::function<void(bool asserted)> set_irq;            // called on level changes only
+    std::function<void(std::uint8_t byte)> transmit;          // a byte leaves on the line
+    std::function<void(bool asserted)> set_irq;               // called on level changes only
     std::function<void(std::uint64_t delay_ns)> arm_timeout;  // (re)start the character timer
     std::function<void()> cancel_timeout;
-    std::function<void()> receive_room_changed;           // rx_room() may have grown
+    std::function<void()> receive_room_changed;  // rx_room() may have grown
   };
 
   explicit Uart(Hooks hooks);

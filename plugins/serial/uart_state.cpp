@@ -10,8 +10,8 @@ namespace {
 
 void require_clear(std::uint8_t value, std::uint8_t allowed, const char* field, const char* what) {
   if ((value & ~allowed) != 0) {
-    throw sdk::StateError(field, "holds " + std::to_string(value) + ", which sets bits reserved on a 16550A (" +
-                                     what + ")");
+    throw sdk::StateError(
+        field, "holds " + std::to_string(value) + ", which sets bits reserved on a 16550A (" + what + ")");
   }
 }
 
@@ -22,7 +22,8 @@ void validate_uart_state(const UartState& s) {
   require_clear(s.mcr, kMcrWritable, "mcr", "only bits 0-4 exist");
   require_clear(s.fcr, kFcrLatched, "fcr", "only enable, DMA mode and trigger level are latched");
   require_clear(s.line_errors, kLsrErrors, "line_errors", "only OE, PE, FE and BI latch");
-  for (std::uint8_t flags : s.rx_flags) require_clear(flags, kLsrCharErrors, "rx_flags", "only PE, FE and BI");
+  for (std::uint8_t flags : s.rx_flags)
+    require_clear(flags, kLsrCharErrors, "rx_flags", "only PE, FE and BI");
   if (s.rx_head >= kFifoSize) {
     throw sdk::StateError("rx_head", std::to_string(s.rx_head) + " is outside the 16-entry receive FIFO");
   }
@@ -30,8 +31,9 @@ void validate_uart_state(const UartState& s) {
     throw sdk::StateError("rx_count", std::to_string(s.rx_count) + " exceeds the FIFO size 16");
   }
   if ((s.fcr & kFcrEnable) == 0 && s.rx_count > 1) {
-    throw sdk::StateError("rx_count", std::to_string(s.rx_count) +
-                                          " characters, but with the FIFOs disabled the UART holds at most one");
+    throw sdk::StateError(
+        "rx_count",
+        std::to_string(s.rx_count) + " characters, but with the FIFOs disabled the UART holds at most one");
   }
   if (s.timeout_interrupt && (s.rx_count == 0 || (s.fcr & kFcrEnable) == 0)) {
     throw sdk::StateError("timeout_interrupt", "is set although the receive FIFO is empty or disabled");

@@ -95,8 +95,9 @@ TEST_F(SerialTest, FileBackendThatCannotBeOpenedFailsRealize) {
     make_from_properties({{"backend", std::string("file")}, {"path", std::string("/nonexistent-dir/x/y")}});
     FAIL() << "realize should have thrown";
   } catch (const sdk::Error& e) {
-    EXPECT_STREQ(e.what(),
-                 "com1: cannot open /nonexistent-dir/x/y for the serial file backend: No such file or directory");
+    EXPECT_STREQ(
+        e.what(),
+        "com1: cannot open /nonexistent-dir/x/y for the serial file backend: No such file or directory");
   }
 }
 
@@ -222,7 +223,7 @@ TEST_F(SerialTest, SlowHostBuffersOutputThenDropsBeyondTheBound) {
   EXPECT_EQ(machine_.watched_events(output_.write_end), std::uint32_t{EPOLLOUT});
   EXPECT_EQ(device_->backend()->dropped_bytes(), 100u);
   // The guest never noticed: THR stayed empty.
-  EXPECT_EQ(in(kRegLsr) & kLsrThrEmpty, kLsrThrEmpty);
+  EXPECT_EQ(in(kRegLsr)&kLsrThrEmpty, kLsrThrEmpty);
   // Drain the pipe as the host catches up; the buffered bytes follow in order.
   std::string got;
   for (int i = 0; i < 1000 && got.size() < in_pipe + kMaxPendingOutput; ++i) {
@@ -248,7 +249,8 @@ TEST(SerialStdioTerminal, RawishModeKeepsIsigAndIsRestoredExactly) {
   {
     FakeMachine machine;
     auto& ctx = machine.add_context("com1", serial_properties());
-    SerialDevice device(ctx, [&](sdk::DeviceContext& c) { return make_stdio_backend(c, slave, output.write_end); });
+    SerialDevice device(
+        ctx, [&](sdk::DeviceContext& c) { return make_stdio_backend(c, slave, output.write_end); });
     device.realize();
     device.reset();
     termios during{};
@@ -308,7 +310,8 @@ TEST_F(SerialTest, RefusesAnIobaseWhosePortsPassTheTopOfIoSpace) {
 }
 
 TEST_F(SerialTest, AcceptsTheHighestIobaseAndOtherIrq) {
-  make_from_properties({{"iobase", std::uint64_t{0xfff8}}, {"irq", std::uint64_t{3}}, {"backend", std::string("none")}});
+  make_from_properties(
+      {{"iobase", std::uint64_t{0xfff8}}, {"irq", std::uint64_t{3}}, {"backend", std::string("none")}});
   machine_.bus().io_write(0xfffc, 1, kMcrOut2);
   machine_.bus().io_write(0xfff9, 1, kIerThrEmpty);
   EXPECT_TRUE(machine_.irq(3).level());
@@ -316,7 +319,8 @@ TEST_F(SerialTest, AcceptsTheHighestIobaseAndOtherIrq) {
 
 TEST_F(SerialTest, RefusesAFileBackendWithoutPathAndAnIrqBeyond23) {
   EXPECT_THROW(make_from_properties({{"backend", std::string("file")}}), sdk::Error);
-  EXPECT_THROW(make_from_properties({{"irq", std::uint64_t{24}}, {"backend", std::string("none")}}), sdk::Error);
+  EXPECT_THROW(make_from_properties({{"irq", std::uint64_t{24}}, {"backend", std::string("none")}}),
+               sdk::Error);
 }
 
 }  // namespace

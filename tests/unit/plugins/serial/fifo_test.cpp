@@ -31,7 +31,8 @@ TEST_P(SerialTriggerTest, ReceivedDataInterruptAtTriggerLevel) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Levels, SerialTriggerTest,
-                         ::testing::Values(Trigger{0x00, 1}, Trigger{0x40, 4}, Trigger{0x80, 8}, Trigger{0xc0, 14}));
+                         ::testing::Values(Trigger{0x00, 1}, Trigger{0x40, 4}, Trigger{0x80, 8},
+                                           Trigger{0xc0, 14}));
 
 class SerialFifoTest : public SerialTest {
  protected:
@@ -102,7 +103,7 @@ TEST_F(SerialFifoTest, RxResetEmptiesTheFifoAndClearsTheTimeout) {
   machine_.clock().advance(timeout());
   EXPECT_TRUE(irq().level());
   out(kRegIirFcr, kFcrEnable | kFcrRxReset | 0xc0);
-  EXPECT_EQ(in(kRegLsr) & kLsrDataReady, 0);
+  EXPECT_EQ(in(kRegLsr)&kLsrDataReady, 0);
   EXPECT_FALSE(irq().level());
   EXPECT_EQ(state().fcr, kFcrEnable | 0xc0) << "resets are actions, not latched bits";
   feed("d");
@@ -113,7 +114,7 @@ TEST_F(SerialFifoTest, DisablingTheFifoEmptiesIt) {
   enable_fifo();
   feed("abc");
   out(kRegIirFcr, 0);
-  EXPECT_EQ(in(kRegLsr) & kLsrDataReady, 0);
+  EXPECT_EQ(in(kRegLsr)&kLsrDataReady, 0);
 }
 
 TEST_F(SerialFifoTest, LoopbackOverrunKeepsSixteenAndFlagsOverrun) {
@@ -122,23 +123,23 @@ TEST_F(SerialFifoTest, LoopbackOverrunKeepsSixteenAndFlagsOverrun) {
   for (int i = 0; i < 17; ++i) out(kRegData, static_cast<std::uint8_t>('a' + i));
   const std::uint8_t lsr = in(kRegLsr);
   EXPECT_EQ(lsr & kLsrOverrun, kLsrOverrun);
-  EXPECT_EQ(in(kRegLsr) & kLsrOverrun, 0) << "reading LSR clears OE";
+  EXPECT_EQ(in(kRegLsr)&kLsrOverrun, 0) << "reading LSR clears OE";
   EXPECT_EQ(read_all_received(), "abcdefghijklmnop");
   EXPECT_EQ(take_output(), "") << "nothing leaves in loopback";
 }
 
 TEST_F(SerialFifoTest, LoopbackWiresMcrToMsr) {
   out(kRegMcr, kMcrLoop);
-  EXPECT_EQ(in(kRegMsr) & 0xf0, 0);
+  EXPECT_EQ(in(kRegMsr)&0xf0, 0);
   out(kRegMcr, kMcrLoop | kMcrDtr | kMcrRts | kMcrOut1 | kMcrOut2);
   EXPECT_EQ(in(kRegMsr), kMsrCts | kMsrDsr | kMsrRi | kMsrDcd | kMsrDeltaCts | kMsrDeltaDsr | kMsrDeltaDcd);
-  EXPECT_EQ(in(kRegMsr) & kMsrDeltas, 0) << "reading MSR clears the deltas";
+  EXPECT_EQ(in(kRegMsr)&kMsrDeltas, 0) << "reading MSR clears the deltas";
   out(kRegMcr, kMcrLoop | kMcrDtr | kMcrRts | kMcrOut2);  // RI falls: trailing edge
   EXPECT_EQ(in(kRegMsr), kMsrCts | kMsrDsr | kMsrDcd | kMsrTrailingRi);
   out(kRegMcr, kMcrLoop | kMcrDtr | kMcrRts | kMcrOut1 | kMcrOut2);  // RI rises: no delta
-  EXPECT_EQ(in(kRegMsr) & kMsrDeltas, 0);
+  EXPECT_EQ(in(kRegMsr)&kMsrDeltas, 0);
   out(kRegMcr, 0);
-  EXPECT_EQ(in(kRegMsr) & 0xf0, kMsrCts | kMsrDsr | kMsrDcd) << "the backend's lines again";
+  EXPECT_EQ(in(kRegMsr)&0xf0, kMsrCts | kMsrDsr | kMsrDcd) << "the backend's lines again";
 }
 
 TEST_F(SerialFifoTest, LoopbackBreakArrivesAsBreakCharacter) {
@@ -157,7 +158,7 @@ TEST_F(SerialFifoTest, BackendInputWaitsWhileInLoopback) {
   ASSERT_EQ(::write(input_.write_end, "z", 1), 1);
   machine_.fire_fd(input_.read_end, EPOLLIN);
   EXPECT_EQ(machine_.watched_events(input_.read_end), 0u);
-  EXPECT_EQ(in(kRegLsr) & kLsrDataReady, 0);
+  EXPECT_EQ(in(kRegLsr)&kLsrDataReady, 0);
   out(kRegMcr, 0);
   EXPECT_EQ(machine_.watched_events(input_.read_end), std::uint32_t{EPOLLIN});
   machine_.fire_fd(input_.read_end, EPOLLIN);
@@ -171,7 +172,7 @@ TEST_F(SerialFifoTest, FullFifoStopsReadingTheBackendInsteadOfDropping) {
   EXPECT_EQ(state().rx_count, 16);
   EXPECT_EQ(machine_.watched_events(input_.read_end), 0u) << "flow control: input not watched while full";
   EXPECT_EQ(input_.available(), 10) << "the rest stays in the pipe";
-  EXPECT_EQ(in(kRegLsr) & kLsrOverrun, 0);
+  EXPECT_EQ(in(kRegLsr)&kLsrOverrun, 0);
   std::string received;
   for (int i = 0; i < 64 && received.size() < text.size(); ++i) {
     received.push_back(static_cast<char>(in(kRegData)));
@@ -189,7 +190,7 @@ TEST_F(SerialFifoTest, In16450ModeOneCharacterAtATime) {
   EXPECT_EQ(in(kRegData), 'x');
   machine_.fire_fd(input_.read_end, EPOLLIN);
   EXPECT_EQ(in(kRegData), 'y');
-  EXPECT_EQ(in(kRegLsr) & kLsrOverrun, 0);
+  EXPECT_EQ(in(kRegLsr)&kLsrOverrun, 0);
 }
 
 TEST_F(SerialFifoTest, EndOfInputStopsWatchingIt) {
@@ -213,7 +214,8 @@ TEST_F(SerialFifoTest, HangupWhileFullStillDeliversWhatWasSent) {
   machine_.clock().advance(0);
   EXPECT_FALSE(machine_.fire_fd(input_.read_end, EPOLLHUP)) << "a hangup must not be watched while paused";
   std::string received;
-  for (int i = 0; i < 64 && (in(kRegLsr) & kLsrDataReady); ++i) received.push_back(static_cast<char>(in(kRegData)));
+  for (int i = 0; i < 64 && (in(kRegLsr)&kLsrDataReady); ++i)
+    received.push_back(static_cast<char>(in(kRegData)));
   EXPECT_EQ(received, text);
 }
 

@@ -98,7 +98,7 @@ TEST_F(SerialIrqTest, LineStatusInterruptOnOverrunUntilLsrRead) {
 // each one disappearing as its own condition is cleared.
 TEST_F(SerialIrqTest, PrioritiesLineStatusDataThrModem) {
   out(kRegIer, 0x0f);
-  EXPECT_EQ(in(kRegIirFcr), kIirThrEmpty);  // acknowledge the one from enabling ETBEI
+  EXPECT_EQ(in(kRegIirFcr), kIirThrEmpty);      // acknowledge the one from enabling ETBEI
   out(kRegMcr, kMcrOut2 | kMcrLoop | kMcrDtr);  // looped lines: CTS drops, a modem delta
   out(kRegData, 'a');
   out(kRegData, 'b');  // overrun, and THR is empty again

@@ -77,9 +77,9 @@ TEST_F(SerialTest, ThrWritesReachTheBackendAtOnce) {
 TEST_F(SerialTest, ReceivedBytesSetDataReadyUntilRead) {
   make_piped();
   feed("x");
-  EXPECT_EQ(in(kRegLsr) & kLsrDataReady, kLsrDataReady);
+  EXPECT_EQ(in(kRegLsr)&kLsrDataReady, kLsrDataReady);
   EXPECT_EQ(in(kRegData), 'x');
-  EXPECT_EQ(in(kRegLsr) & kLsrDataReady, 0);
+  EXPECT_EQ(in(kRegLsr)&kLsrDataReady, 0);
 }
 
 TEST_F(SerialTest, WideAccessesSplitIntoBytes) {
@@ -93,7 +93,7 @@ TEST_F(SerialTest, WideAccessesSplitIntoBytes) {
 
 TEST_F(SerialTest, FcrEnablesFifosAndIirShowsIt) {
   make_piped();
-  EXPECT_EQ(in(kRegIirFcr) & kIirFifoEnabled, 0);
+  EXPECT_EQ(in(kRegIirFcr)&kIirFifoEnabled, 0);
   enable_fifo(0xc0);
   EXPECT_EQ(in(kRegIirFcr), kIirFifoEnabled | kIirNone);
   EXPECT_EQ(device_->uart().rx_trigger_level(), 14u);
@@ -105,20 +105,20 @@ TEST_F(SerialTest, FcrBitsNeedFifoEnableInTheSameWrite) {
   make_piped();
   out(kRegIirFcr, 0xc0);  // trigger 14 without FCR0: not programmed
   EXPECT_EQ(state().fcr, 0);
-  EXPECT_EQ(in(kRegIirFcr) & kIirFifoEnabled, 0);
+  EXPECT_EQ(in(kRegIirFcr)&kIirFifoEnabled, 0);
 }
 
 // The probe of Linux's 8250 driver (autoconfig) must find a 16550A.
 TEST_F(SerialTest, LinuxAutoconfigFindsA16550A) {
   make_piped();
   out(kRegIer, 0);
-  EXPECT_EQ(in(kRegIer) & 0x0f, 0);
+  EXPECT_EQ(in(kRegIer)&0x0f, 0);
   out(kRegIer, 0x0f);
-  EXPECT_EQ(in(kRegIer) & 0x0f, 0x0f);
+  EXPECT_EQ(in(kRegIer)&0x0f, 0x0f);
   out(kRegIer, 0);
   // Loopback test: RTS and OUT2 looped to CTS and DCD.
   out(kRegMcr, kMcrLoop | 0x0a);
-  EXPECT_EQ(in(kRegMsr) & 0xf0, 0x90);
+  EXPECT_EQ(in(kRegMsr)&0xf0, 0x90);
   out(kRegMcr, 0);
   // FIFO probe: IIR bits 7-6 read 3 on a 16550A.
   out(kRegIirFcr, kFcrEnable);
@@ -129,7 +129,7 @@ TEST_F(SerialTest, LinuxAutoconfigFindsA16550A) {
   out(kRegLcr, 0);
   // No 64-byte FIFO (16750): FCR bit 5 does not show in IIR.
   out(kRegIirFcr, kFcrEnable | 0x20);
-  EXPECT_EQ(in(kRegIirFcr) & 0x20, 0);
+  EXPECT_EQ(in(kRegIirFcr)&0x20, 0);
 }
 
 }  // namespace

@@ -23,7 +23,9 @@ namespace molt::serial::test {
 
 using sdk::testing::FakeMachine;
 
-inline const sdk::DeviceType& serial_type() { return describe_serial_plugin()->device_types.at(0); }
+inline const sdk::DeviceType& serial_type() {
+  return describe_serial_plugin()->device_types.at(0);
+}
 
 // The properties the core would pass: declared defaults, then overrides.
 inline sdk::Properties serial_properties(const std::map<std::string, sdk::PropertyValue>& overrides = {}) {
@@ -68,8 +70,9 @@ class SerialTest : public ::testing::Test {
   // A port on pipes (no backend property involved).
   void make_piped(const std::map<std::string, sdk::PropertyValue>& overrides = {}) {
     auto& ctx = machine_.add_context("com1", serial_properties(overrides));
-    device_ = std::make_unique<SerialDevice>(
-        ctx, [this](sdk::DeviceContext& c) { return make_stdio_backend(c, input_.read_end, output_.write_end); });
+    device_ = std::make_unique<SerialDevice>(ctx, [this](sdk::DeviceContext& c) {
+      return make_stdio_backend(c, input_.read_end, output_.write_end);
+    });
     device_->realize();
     device_->reset();
   }
@@ -104,10 +107,13 @@ class SerialTest : public ::testing::Test {
   // Reads RBR until DR clears (at most 64 characters).
   std::string read_all_received() {
     std::string text;
-    for (int i = 0; i < 64 && (in(kRegLsr) & kLsrDataReady); ++i) text.push_back(static_cast<char>(in(kRegData)));
+    for (int i = 0; i < 64 && (in(kRegLsr)&kLsrDataReady); ++i)
+      text.push_back(static_cast<char>(in(kRegData)));
     return text;
   }
-  void enable_fifo(std::uint8_t trigger_bits = 0) { out(kRegIirFcr, static_cast<std::uint8_t>(kFcrEnable | trigger_bits)); }
+  void enable_fifo(std::uint8_t trigger_bits = 0) {
+    out(kRegIirFcr, static_cast<std::uint8_t>(kFcrEnable | trigger_bits));
+  }
 
   FakeMachine machine_;
   Pipe input_;

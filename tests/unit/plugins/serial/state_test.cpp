@@ -12,7 +12,8 @@ class SerialStateTest : public SerialTest {
  protected:
   // A second machine with a fresh port to load into.
   void make_destination() {
-    auto& ctx = destination_machine_.add_context("com1", serial_properties({{"backend", std::string("none")}}));
+    auto& ctx =
+        destination_machine_.add_context("com1", serial_properties({{"backend", std::string("none")}}));
     destination_ = std::make_unique<SerialDevice>(ctx);
     destination_->realize();
   }
@@ -82,7 +83,6 @@ TEST_F(SerialStateTest, QuietPortRoundTripsWithIrqLow) {
   EXPECT_EQ(destination_machine_.bus().io_read(kBase + kRegIirFcr, 1), kIirFifoEnabled | kIirCharTimeout);
 }
 
-
 class SerialBadStateTest : public SerialStateTest {
  protected:
   void expect_refused(const std::function<void(UartState&)>& corrupt, const std::string& field) {
@@ -102,16 +102,31 @@ class SerialBadStateTest : public SerialStateTest {
 };
 
 TEST_F(SerialBadStateTest, FifoCountBeyondSixteen) {
-  expect_refused([](UartState& s) { s.fcr = kFcrEnable; s.rx_count = 17; }, "rx_count");
+  expect_refused(
+      [](UartState& s) {
+        s.fcr = kFcrEnable;
+        s.rx_count = 17;
+      },
+      "rx_count");
 }
 TEST_F(SerialBadStateTest, SeveralCharactersWithFifosOff) {
-  expect_refused([](UartState& s) { s.fcr = 0; s.rx_count = 2; }, "rx_count");
+  expect_refused(
+      [](UartState& s) {
+        s.fcr = 0;
+        s.rx_count = 2;
+      },
+      "rx_count");
 }
 TEST_F(SerialBadStateTest, HeadOutsideTheFifo) {
   expect_refused([](UartState& s) { s.rx_head = 16; }, "rx_head");
 }
 TEST_F(SerialBadStateTest, TimeoutWithAnEmptyFifo) {
-  expect_refused([](UartState& s) { s.fcr = kFcrEnable; s.timeout_interrupt = true; }, "timeout_interrupt");
+  expect_refused(
+      [](UartState& s) {
+        s.fcr = kFcrEnable;
+        s.timeout_interrupt = true;
+      },
+      "timeout_interrupt");
 }
 TEST_F(SerialBadStateTest, ReservedIerBits) {
   expect_refused([](UartState& s) { s.ier = 0x40; }, "ier");
