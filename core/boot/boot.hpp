@@ -76,11 +76,11 @@ struct CpuEntryState {
 
 struct BootResult {
   CpuEntryState bsp;
-  std::string kernel_kind;  // "pvh-elf" or "bzimage"
+  std::string kernel_kind;       // "pvh-elf" or "bzimage"
   std::uint64_t kernel_end = 0;  // first byte above what the kernel occupies (bzImage: load + init_size)
   std::vector<E820Entry> e820;   // the map handed to the guest
   std::uint64_t initrd_addr = 0, initrd_size = 0;  // 0, 0 without an initrd
-  std::uint64_t mp_table_addr = 0;  // the MP floating pointer structure
+  std::uint64_t mp_table_addr = 0;                 // the MP floating pointer structure
 };
 
 // The guest's memory map for `ram`: RAM entries for every region, minus the

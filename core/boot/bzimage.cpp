@@ -60,16 +60,20 @@ BzImage parse(const ImageFile& k) {
   BzImage z;
   const std::uint16_t version = k.u16(kVersion);
   if (version < kMinProtocol)
-    k.fail("Linux boot protocol " + protocol(version) + " is older than 2.12, the first with the 64-bit entry");
+    k.fail("Linux boot protocol " + protocol(version) +
+           " is older than 2.12, the first with the 64-bit entry");
   z.header_end = std::min<std::uint64_t>(0x202 + k.u8(0x201), kSetupHeaderMax);
-  if (z.header_end < kSetupHeaderMin) k.fail("setup header is too short for boot protocol " + protocol(version));
+  if (z.header_end < kSetupHeaderMin)
+    k.fail("setup header is too short for boot protocol " + protocol(version));
   if (!k.has(0, z.header_end)) k.fail("file is truncated inside the setup header");
-  if (!(k.u16(kXloadflags) & kXlfKernel64)) k.fail("kernel has no 64-bit entry point (XLF_KERNEL_64 is not set)");
+  if (!(k.u16(kXloadflags) & kXlfKernel64))
+    k.fail("kernel has no 64-bit entry point (XLF_KERNEL_64 is not set)");
 
   const std::uint64_t setup_sects = k.u8(kSetupSects) == 0 ? 4 : k.u8(kSetupSects);
   z.kernel_offset = (setup_sects + 1) * 512;
   if (z.kernel_offset >= k.bytes.size())
-    k.fail("file is truncated: it ends inside the real-mode setup (" + std::to_string(setup_sects) + " sectors)");
+    k.fail("file is truncated: it ends inside the real-mode setup (" + std::to_string(setup_sects) +
+           " sectors)");
   const std::uint64_t remaining = k.bytes.size() - z.kernel_offset;
   z.kernel_size = std::uint64_t{k.u32(kSyssize)} * 16;
   if (z.kernel_size == 0) z.kernel_size = remaining;
@@ -86,7 +90,8 @@ BzImage parse(const ImageFile& k) {
 }
 
 bool kernel_fits(const BootConfig& config, std::uint64_t addr, std::uint64_t size) {
-  return addr >= kOneMiB && addr <= kFourGiB && size <= kFourGiB - addr && ram_contains(config.ram, addr, size);
+  return addr >= kOneMiB && addr <= kFourGiB && size <= kFourGiB - addr &&
+         ram_contains(config.ram, addr, size);
 }
 
 // pref_address when RAM holds the kernel there; otherwise, for a relocatable
@@ -96,7 +101,8 @@ std::uint64_t choose_load_address(const ImageFile& k, const BootConfig& config, 
     if (!z.relocatable || z.alignment == 0 || z.pref_address % z.alignment == 0) return z.pref_address;
   }
   const std::string need = hex(z.memory_size) + " bytes (init_size)";
-  if (!z.relocatable) k.fail("kernel is not relocatable and guest RAM cannot hold " + need + " at " + hex(z.pref_address));
+  if (!z.relocatable)
+    k.fail("kernel is not relocatable and guest RAM cannot hold " + need + " at " + hex(z.pref_address));
   if (z.alignment == 0 || (z.alignment & (z.alignment - 1)) != 0)
     k.fail("kernel_alignment " + hex(z.alignment) + " is not a power of two");
   std::vector<MemoryRegion> ram = config.ram;
@@ -155,6 +161,7 @@ BootResult load_bzimage(sdk::GuestMemory& memory, const BootConfig& config, cons
   put(memory, kBootParamsAddr, build_boot_params(kernel, z, load_addr, initrd, result.e820), "boot_params");
   write_identity_page_tables(memory);
   write_gdt(memory);
+  write_bios_data_area(memory);
   result.mp_table_addr = write_mp_table(memory, config.vcpus);
   result.bsp = long64_entry(load_addr + kEntry64Offset, kBootParamsAddr);
   return result;

@@ -17,17 +17,22 @@ std::string hex(std::uint64_t value) {
   return text;
 }
 
-void ImageFile::fail(const std::string& why) const { throw BootError(prefix() + why); }
+void ImageFile::fail(const std::string& why) const {
+  throw BootError(prefix() + why);
+}
 
 std::uint64_t ImageFile::le(std::uint64_t offset, unsigned width) const {
-  if (!has(offset, width)) fail("read of " + std::to_string(width) + " bytes at " + hex(offset) + " is past the end of the file");
+  if (!has(offset, width))
+    fail("read of " + std::to_string(width) + " bytes at " + hex(offset) + " is past the end of the file");
   std::uint64_t value = 0;
   for (unsigned i = 0; i < width; ++i) value |= std::uint64_t{bytes[offset + i]} << (8 * i);
   return value;
 }
 
 std::span<const std::uint8_t> ImageFile::slice(std::uint64_t offset, std::uint64_t length) const {
-  if (!has(offset, length)) fail(hex(length) + " bytes at offset " + hex(offset) + " lie past the end of the file (" + std::to_string(bytes.size()) + " bytes)");
+  if (!has(offset, length))
+    fail(hex(length) + " bytes at offset " + hex(offset) + " lie past the end of the file (" +
+         std::to_string(bytes.size()) + " bytes)");
   return std::span<const std::uint8_t>(bytes).subspan(offset, length);
 }
 
@@ -58,7 +63,8 @@ bool ram_contains(const std::vector<MemoryRegion>& ram, std::uint64_t base, std:
 void put(sdk::GuestMemory& memory, std::uint64_t gpa, std::span<const std::uint8_t> bytes,
          const std::string& what) {
   if (!memory.write(gpa, bytes))
-    throw BootError(what + " at " + hex(gpa) + " (" + hex(bytes.size()) + " bytes) does not fit in guest RAM");
+    throw BootError(what + " at " + hex(gpa) + " (" + hex(bytes.size()) +
+                    " bytes) does not fit in guest RAM");
 }
 
 void put_zeros(sdk::GuestMemory& memory, std::uint64_t gpa, std::uint64_t length, const std::string& what) {
@@ -76,7 +82,8 @@ void Blob::set(std::size_t offset, std::uint64_t value, unsigned width) {
 }
 
 void Blob::set_bytes(std::size_t offset, std::span<const std::uint8_t> in) {
-  if (offset > bytes_.size() || in.size() > bytes_.size() - offset) throw std::out_of_range("Blob::set_bytes");
+  if (offset > bytes_.size() || in.size() > bytes_.size() - offset)
+    throw std::out_of_range("Blob::set_bytes");
   std::copy(in.begin(), in.end(), bytes_.begin() + static_cast<std::ptrdiff_t>(offset));
 }
 
@@ -99,6 +106,14 @@ void write_gdt(sdk::GuestMemory& memory) {
   // Busy TSS, base 0, limit 0x67: the PVH spec's TR. Upper 8 bytes stay zero.
   gdt.set(kTssSelector, 0x67 | (0x8bULL << 40), 8);
   put(memory, kGdtAddr, gdt.bytes(), "GDT");
+}
+
+void write_bios_data_area(sdk::GuestMemory& memory) {
+  Blob ebda_segment(2), base_kib(2);
+  ebda_segment.set(0, kReservedStart >> 4, 2);
+  base_kib.set(0, kReservedStart >> 10, 2);
+  put(memory, 0x40e, ebda_segment.bytes(), "BIOS data area");
+  put(memory, 0x413, base_kib.bytes(), "BIOS data area");
 }
 
 static Segment segment(std::uint16_t selector, std::uint8_t type, bool long_mode) {
@@ -162,8 +177,8 @@ void write_identity_page_tables(sdk::GuestMemory& memory) {
 void write_cmdline(sdk::GuestMemory& memory, const std::string& cmdline, std::uint64_t limit) {
   limit = std::min(limit, kCmdlineMax);
   if (cmdline.size() + 1 > limit)
-    throw BootError("command line is " + std::to_string(cmdline.size()) + " bytes; this kernel takes at most " +
-                    std::to_string(limit - 1));
+    throw BootError("command line is " + std::to_string(cmdline.size()) +
+                    " bytes; this kernel takes at most " + std::to_string(limit - 1));
   if (cmdline.find('\0') != std::string::npos) throw BootError("command line contains a NUL byte");
   std::vector<std::uint8_t> bytes(cmdline.begin(), cmdline.end());
   bytes.push_back(0);
@@ -192,8 +207,9 @@ PlacedInitrd load_initrd(sdk::GuestMemory& memory, const BootConfig& config, std
   if (initrd.bytes.empty()) initrd.fail("file is empty");
   const auto addr = place_high(config.ram, initrd.bytes.size(), floor, ceiling);
   if (!addr)
-    initrd.fail(std::to_string(initrd.bytes.size()) + " bytes do not fit in guest RAM between the kernel's end at " +
-                hex(floor) + " and the limit " + hex(ceiling) + "; give the guest more RAM or use a smaller initrd");
+    initrd.fail(std::to_string(initrd.bytes.size()) +
+                " bytes do not fit in guest RAM between the kernel's end at " + hex(floor) +
+                " and the limit " + hex(ceiling) + "; give the guest more RAM or use a smaller initrd");
   put(memory, *addr, initrd.bytes, "initrd");
   return {*addr, initrd.bytes.size()};
 }

@@ -93,6 +93,9 @@ class Blob {
 // stay clear of it; writes the GDT.
 void require_boot_area(const BootConfig& config);
 void write_gdt(sdk::GuestMemory& memory);
+// The BIOS Data Area fields guests read before scanning for the MP table: the
+// EBDA segment (0x40e) and the KiB of base memory (0x413), as a PC BIOS leaves them.
+void write_bios_data_area(sdk::GuestMemory& memory);
 // Writes the NUL-terminated command line at kCmdlineAddr; `limit` counts the NUL.
 void write_cmdline(sdk::GuestMemory& memory, const std::string& cmdline, std::uint64_t limit);
 

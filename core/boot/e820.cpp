@@ -14,7 +14,8 @@ static void validate_regions(std::vector<MemoryRegion> ram) {
   for (const MemoryRegion& r : ram) {
     if (r.size == 0) throw BootError("RAM region at " + hex(r.base) + " has size 0");
     if (r.base + r.size < r.base)
-      throw BootError("RAM region at " + hex(r.base) + " of size " + hex(r.size) + " wraps past the top of the address space");
+      throw BootError("RAM region at " + hex(r.base) + " of size " + hex(r.size) +
+                      " wraps past the top of the address space");
   }
   std::sort(ram.begin(), ram.end(), [](const auto& a, const auto& b) { return a.base < b.base; });
   for (std::size_t i = 1; i < ram.size(); ++i) {
@@ -42,7 +43,8 @@ std::vector<E820Entry> build_e820(const std::vector<MemoryRegion>& ram) {
   // Contiguous RAM regions (the core may split RAM into several blocks) become one entry.
   std::vector<E820Entry> merged;
   for (const E820Entry& e : map) {
-    if (!merged.empty() && merged.back().type == e.type && merged.back().addr + merged.back().size == e.addr) {
+    if (!merged.empty() && merged.back().type == e.type &&
+        merged.back().addr + merged.back().size == e.addr) {
       merged.back().size += e.size;
     } else {
       merged.push_back(e);

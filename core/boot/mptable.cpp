@@ -24,11 +24,17 @@ constexpr unsigned kMaxVcpus = 254;  // APIC ids are 8 bits; 0xff is broadcast a
 constexpr std::size_t kFloatingSize = 16;
 constexpr std::size_t kHeaderSize = 44;
 constexpr std::size_t kProcessorSize = 20;
-constexpr std::size_t kSmallEntrySize = 8;  // bus, IOAPIC, I/O and local interrupt entries
+constexpr std::size_t kSmallEntrySize = 8;    // bus, IOAPIC, I/O and local interrupt entries
 constexpr unsigned kIoInterruptEntries = 16;  // ExtINT on pin 0, ISA IRQs 0-15 except the cascade IRQ 2
 constexpr unsigned kLocalInterruptEntries = 2;
 
-enum EntryType : std::uint8_t { kProcessor = 0, kBus = 1, kIoApic = 2, kIoInterrupt = 3, kLocalInterrupt = 4 };
+enum EntryType : std::uint8_t {
+  kProcessor = 0,
+  kBus = 1,
+  kIoApic = 2,
+  kIoInterrupt = 3,
+  kLocalInterrupt = 4
+};
 enum InterruptType : std::uint8_t { kInt = 0, kNmi = 1, kExtInt = 3 };
 
 std::size_t config_table_size(unsigned vcpus) {
@@ -50,9 +56,9 @@ class TableWriter {
   void processor(unsigned apic_id, bool bootstrap) {
     table_.set(offset_, kProcessor, 1);
     table_.set(offset_ + 1, apic_id, 1);
-    table_.set(offset_ + 2, 0x14, 1);                    // local APIC version: integrated APIC
-    table_.set(offset_ + 3, bootstrap ? 0x3 : 0x1, 1);   // EN, BP
-    table_.set(offset_ + 4, 0x600, 4);                   // signature: family 6
+    table_.set(offset_ + 2, 0x14, 1);                   // local APIC version: integrated APIC
+    table_.set(offset_ + 3, bootstrap ? 0x3 : 0x1, 1);  // EN, BP
+    table_.set(offset_ + 4, 0x600, 4);                  // signature: family 6
     table_.set(offset_ + 8, (1u << 0) | (1u << 9), 4);  // features: FPU, APIC
     advance(kProcessorSize);
   }
@@ -72,7 +78,8 @@ class TableWriter {
     advance(kSmallEntrySize);
   }
   // I/O (type 3) or local (type 4) interrupt assignment; flags 0 conform to the bus.
-  void interrupt(EntryType kind, InterruptType type, unsigned source_irq, unsigned dest_id, unsigned dest_pin) {
+  void interrupt(EntryType kind, InterruptType type, unsigned source_irq, unsigned dest_id,
+                 unsigned dest_pin) {
     table_.set(offset_, kind, 1);
     table_.set(offset_ + 1, type, 1);
     table_.set(offset_ + 2, 0, 2);
@@ -129,7 +136,8 @@ std::uint64_t write_mp_table(sdk::GuestMemory& memory, unsigned vcpus) {
                     std::to_string(vcpus));
   const std::size_t total = kFloatingSize + config_table_size(vcpus);
   const std::uint64_t base = total <= kEbdaTableSpace ? kEbdaTableAddr : kBiosTableAddr;
-  if (total > kBiosTableSpace) throw BootError("MP table for " + std::to_string(vcpus) + " vCPUs is too large");
+  if (total > kBiosTableSpace)
+    throw BootError("MP table for " + std::to_string(vcpus) + " vCPUs is too large");
   const std::uint64_t table_addr = base + kFloatingSize;
 
   Blob floating(kFloatingSize);

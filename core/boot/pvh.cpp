@@ -32,16 +32,20 @@ struct ProgramHeader {
   std::uint64_t offset = 0, paddr = 0, filesz = 0, memsz = 0;
 };
 
-std::uint64_t align4(std::uint64_t n) { return (n + 3) & ~std::uint64_t{3}; }
+std::uint64_t align4(std::uint64_t n) {
+  return (n + 3) & ~std::uint64_t{3};
+}
 
 ElfLayout elf_layout(const ImageFile& k) {
   if (!k.has(0, 0x34)) k.fail("ELF file is truncated: its header is incomplete");
   ElfLayout e;
   const std::uint8_t elf_class = k.u8(4);
-  if (elf_class != 1 && elf_class != 2) k.fail("ELF class " + std::to_string(elf_class) + " is neither ELF32 nor ELF64");
+  if (elf_class != 1 && elf_class != 2)
+    k.fail("ELF class " + std::to_string(elf_class) + " is neither ELF32 nor ELF64");
   if (k.u8(5) != 1) k.fail("ELF file is big-endian; x86 kernels are little-endian");
   const std::uint16_t machine = k.u16(18);
-  if (machine != kEmI386 && machine != kEmX86_64) k.fail("ELF machine " + std::to_string(machine) + " is not x86");
+  if (machine != kEmI386 && machine != kEmX86_64)
+    k.fail("ELF machine " + std::to_string(machine) + " is not x86");
   e.is64 = elf_class == 2;
   if (e.is64) {
     if (!k.has(0, 0x40)) k.fail("ELF file is truncated: its header is incomplete");
@@ -55,7 +59,8 @@ ElfLayout elf_layout(const ImageFile& k) {
   }
   const std::uint64_t min_entsize = e.is64 ? 56 : 32;
   if (e.phnum == 0) k.fail("ELF file has no program headers");
-  if (e.phentsize < min_entsize) k.fail("ELF program header size " + std::to_string(e.phentsize) + " is too small");
+  if (e.phentsize < min_entsize)
+    k.fail("ELF program header size " + std::to_string(e.phentsize) + " is too small");
   if (!k.has(e.phoff, e.phentsize * e.phnum))
     k.fail("ELF file is truncated: its program headers end past the end of the file");
   return e;
@@ -90,11 +95,13 @@ std::optional<std::uint64_t> pvh_entry_in_notes(const ImageFile& k, const Progra
     const std::uint64_t namesz = k.u32(pos), descsz = k.u32(pos + 4), type = k.u32(pos + 8);
     const std::uint64_t name_at = pos + 12, desc_at = name_at + align4(namesz);
     const std::uint64_t next = desc_at + align4(descsz);
-    if (next > end) k.fail("ELF note at file offset " + hex(pos) + " runs past the end of its PT_NOTE segment");
+    if (next > end)
+      k.fail("ELF note at file offset " + hex(pos) + " runs past the end of its PT_NOTE segment");
     const bool xen = namesz == 4 && std::memcmp(&k.bytes[name_at], "Xen", 4) == 0;
     if (xen && type == kXenElfnotePhys32Entry) {
       if (descsz != 4 && descsz != 8)
-        k.fail("XEN_ELFNOTE_PHYS32_ENTRY note has a " + std::to_string(descsz) + "-byte value; expected 4 or 8");
+        k.fail("XEN_ELFNOTE_PHYS32_ENTRY note has a " + std::to_string(descsz) +
+               "-byte value; expected 4 or 8");
       const std::uint64_t entry = descsz == 4 ? k.u32(desc_at) : k.u64(desc_at);
       if (entry >= kFourGiB) k.fail("PVH entry point " + hex(entry) + " is above 4 GiB");
       return entry;
@@ -110,20 +117,24 @@ std::vector<ProgramHeader> load_segments(const ImageFile& k, const BootConfig& c
   for (std::uint64_t i = 0; i < e.phnum; ++i) {
     const ProgramHeader p = program_header(k, e, i);
     if (p.type != kPtLoad || p.memsz == 0) continue;
-    const std::string name = "ELF segment " + std::to_string(i) + " (" + hex(p.paddr) + "+" + hex(p.memsz) + ")";
+    const std::string name =
+        "ELF segment " + std::to_string(i) + " (" + hex(p.paddr) + "+" + hex(p.memsz) + ")";
     if (p.filesz > p.memsz) k.fail(name + " has more file bytes (" + hex(p.filesz) + ") than memory bytes");
     if (!ram_contains(config.ram, p.paddr, p.memsz)) k.fail(name + " lies outside guest RAM");
-    if (overlaps(p.paddr, p.memsz, 0, kBootDataEnd) || overlaps(p.paddr, p.memsz, kReservedStart, kReservedEnd - kReservedStart))
-      k.fail(name + " overlaps memory molt reserves for boot data (below " + hex(kBootDataEnd) + ") or the BIOS area (" +
-             hex(kReservedStart) + "-" + hex(kReservedEnd - 1) + ")");
+    if (overlaps(p.paddr, p.memsz, 0, kBootDataEnd) ||
+        overlaps(p.paddr, p.memsz, kReservedStart, kReservedEnd - kReservedStart))
+      k.fail(name + " overlaps memory molt reserves for boot data (below " + hex(kBootDataEnd) +
+             ") or the BIOS area (" + hex(kReservedStart) + "-" + hex(kReservedEnd - 1) + ")");
     loads.push_back(p);
   }
   if (loads.empty()) k.fail("ELF file has no loadable segments");
   return loads;
 }
 
-void write_start_info(sdk::GuestMemory& memory, const std::vector<E820Entry>& e820, const PlacedInitrd& initrd) {
-  if (e820.size() > kMaxMemmapEntries) throw BootError("the memory map has too many entries for the PVH start info");
+void write_start_info(sdk::GuestMemory& memory, const std::vector<E820Entry>& e820,
+                      const PlacedInitrd& initrd) {
+  if (e820.size() > kMaxMemmapEntries)
+    throw BootError("the memory map has too many entries for the PVH start info");
   Blob memmap(e820.size() * 24);
   for (std::size_t i = 0; i < e820.size(); ++i) {
     memmap.set(i * 24, e820[i].addr, 8);
@@ -191,6 +202,7 @@ BootResult load_pvh(sdk::GuestMemory& memory, const BootConfig& config, const Im
   write_start_info(memory, result.e820, initrd);
   result.mp_table_addr = write_mp_table(memory, config.vcpus);
   write_gdt(memory);
+  write_bios_data_area(memory);
   result.bsp = protected32_entry(entry, kStartInfoAddr);
   return result;
 }

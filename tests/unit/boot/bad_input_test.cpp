@@ -56,7 +56,9 @@ TEST_F(BadInput, DirectoryInsteadOfFile) {
   EXPECT_EQ(problem(c), "not a regular file");
 }
 
-TEST_F(BadInput, TooSmall) { EXPECT_EQ(problem(Bytes{0x7f, 'E', 'L', 'F'}), "file is too small to be a kernel (4 bytes)"); }
+TEST_F(BadInput, TooSmall) {
+  EXPECT_EQ(problem(Bytes{0x7f, 'E', 'L', 'F'}), "file is too small to be a kernel (4 bytes)");
+}
 
 TEST_F(BadInput, NeitherElfNorBzImage) {
   EXPECT_EQ(problem(Bytes(4096, 0x41)), "not an ELF file and not a Linux bzImage (no HdrS magic)");
@@ -73,7 +75,8 @@ TEST_F(BadInput, TruncatedElf) {
   EXPECT_EQ(problem(elf), "ELF file is truncated: its program headers end past the end of the file");
   elf = good_elf();
   elf.resize(elf.size() - 0x100);  // inside the segment's data
-  EXPECT_NE(problem(elf).find("ELF program header 1 points at file bytes"), std::string::npos) << problem(elf);
+  EXPECT_NE(problem(elf).find("ELF program header 1 points at file bytes"), std::string::npos)
+      << problem(elf);
 }
 
 TEST_F(BadInput, SegmentOutsideRam) {
@@ -118,7 +121,8 @@ TEST_F(BadInput, ProtocolTooOld) {
 TEST_F(BadInput, TruncatedBzImage) {
   Bytes image = test::make_bzimage({});
   image.resize(image.size() - 16);
-  EXPECT_EQ(problem(image), "file is truncated: the protected-mode kernel should have 12288 bytes, the file holds 12272");
+  EXPECT_EQ(problem(image),
+            "file is truncated: the protected-mode kernel should have 12288 bytes, the file holds 12272");
   image.resize(0x300);
   EXPECT_EQ(problem(image), "file is truncated: it ends inside the real-mode setup (3 sectors)");
 }
@@ -137,8 +141,9 @@ TEST_F(BadInput, MissingInitrd) {
 TEST_F(BadInput, RamThatDoesNotCoverTheBootArea) {
   BootConfig c = config(good_elf());
   c.ram = {{0x100000, kRamSize - 0x100000}};
-  EXPECT_EQ(problem(c), "(unprefixed) guest RAM must start at address 0 and cover at least 0x30000 bytes for the "
-                        "boot data molt writes there");
+  EXPECT_EQ(problem(c),
+            "(unprefixed) guest RAM must start at address 0 and cover at least 0x30000 bytes for the "
+            "boot data molt writes there");
 }
 
 // Truncations and single-byte corruptions of valid images: each load either
@@ -156,7 +161,8 @@ void expect_only_boot_errors(FakeGuestMemory& memory, const test::TempDir& dir, 
       ++refused;
     }
   };
-  for (std::size_t size = 0; size < image.size(); size += 37) attempt(Bytes(image.begin(), image.begin() + static_cast<std::ptrdiff_t>(size)));
+  for (std::size_t size = 0; size < image.size(); size += 37)
+    attempt(Bytes(image.begin(), image.begin() + static_cast<std::ptrdiff_t>(size)));
   for (std::size_t at = 0; at < std::min<std::size_t>(image.size(), 0x300); ++at) {
     for (std::uint8_t value : {0x00, 0xff, 0x80}) {
       Bytes mutant = image;
@@ -168,7 +174,9 @@ void expect_only_boot_errors(FakeGuestMemory& memory, const test::TempDir& dir, 
   EXPECT_GT(loaded, 0u);
 }
 
-TEST_F(BadInput, CorruptedPvhElfNeverCrashes) { expect_only_boot_errors(memory_, dir_, good_elf()); }
+TEST_F(BadInput, CorruptedPvhElfNeverCrashes) {
+  expect_only_boot_errors(memory_, dir_, good_elf());
+}
 
 TEST_F(BadInput, CorruptedBzImageNeverCrashes) {
   expect_only_boot_errors(memory_, dir_, test::make_bzimage({}));

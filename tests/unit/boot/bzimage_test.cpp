@@ -128,9 +128,10 @@ TEST_F(BzImageLoad, InitrdThatDoesNotFitIsRefused) {
   BootConfig c = config({});
   c.initrd = dir_.write("big-initrd", Bytes(50 * MiB, 1));
   const std::string message = message_of(memory_, c);
-  EXPECT_EQ(message, "initrd " + c.initrd->string() +
-                         ": 52428800 bytes do not fit in guest RAM between the kernel's end at 0x1400000 and the "
-                         "limit 0x80000000; give the guest more RAM or use a smaller initrd");
+  EXPECT_EQ(message,
+            "initrd " + c.initrd->string() +
+                ": 52428800 bytes do not fit in guest RAM between the kernel's end at 0x1400000 and the "
+                "limit 0x80000000; give the guest more RAM or use a smaller initrd");
 }
 
 TEST_F(BzImageLoad, RelocatableKernelMovesDownWhenPrefAddressIsNotInRam) {
@@ -144,9 +145,10 @@ TEST_F(BzImageLoad, NonRelocatableKernelOutsideRamIsRefused) {
   test::BzOptions o;
   o.relocatable = 0;
   const BootConfig c = config(o, 16 * MiB);
-  EXPECT_EQ(message_of(memory_, c), "kernel " + c.kernel.string() +
-                                        ": kernel is not relocatable and guest RAM cannot hold 0x400000 bytes "
-                                        "(init_size) at 0x1000000");
+  EXPECT_EQ(message_of(memory_, c),
+            "kernel " + c.kernel.string() +
+                ": kernel is not relocatable and guest RAM cannot hold 0x400000 bytes "
+                "(init_size) at 0x1000000");
 }
 
 TEST_F(BzImageLoad, CommandLineLongerThanCmdlineSizeIsRefused) {

@@ -17,13 +17,16 @@ using test::Bytes;
 using test::peek;
 using test::peek_bytes;
 
-unsigned byte_sum(const Bytes& bytes) { return std::accumulate(bytes.begin(), bytes.end(), 0u) & 0xff; }
+unsigned byte_sum(const Bytes& bytes) {
+  return std::accumulate(bytes.begin(), bytes.end(), 0u) & 0xff;
+}
 
 struct ParsedTable {
   std::uint64_t floating = 0, config = 0;
   std::vector<Bytes> entries;
   unsigned count(std::uint8_t type) const {
-    return static_cast<unsigned>(std::count_if(entries.begin(), entries.end(), [&](const Bytes& e) { return e[0] == type; }));
+    return static_cast<unsigned>(
+        std::count_if(entries.begin(), entries.end(), [&](const Bytes& e) { return e[0] == type; }));
   }
 };
 
@@ -33,8 +36,8 @@ ParsedTable parse(FakeGuestMemory& memory, std::uint64_t floating) {
   t.floating = floating;
   const Bytes fp = peek_bytes(memory, floating, 16);
   EXPECT_EQ(std::string(fp.begin(), fp.begin() + 4), "_MP_");
-  EXPECT_EQ(fp[8], 1);  // length: one paragraph
-  EXPECT_EQ(fp[9], 4);  // spec 1.4
+  EXPECT_EQ(fp[8], 1);   // length: one paragraph
+  EXPECT_EQ(fp[9], 4);   // spec 1.4
   EXPECT_EQ(fp[11], 0);  // feature byte 1: a configuration table follows
   EXPECT_EQ(byte_sum(fp), 0u);
   t.config = test::get_le(fp, 4, 4);
@@ -87,7 +90,8 @@ TEST_P(MpTable, DescribesProcessorsBusIoApicAndInterrupts) {
   for (const Bytes& e : t.entries) {
     if (e[0] != 3) continue;
     EXPECT_EQ(e[6], vcpus) << "destination is the IOAPIC";
-    EXPECT_TRUE(pin_of.emplace(e[7], std::make_pair(e[1], e[5])).second) << "pin " << unsigned{e[7]} << " used twice";
+    EXPECT_TRUE(pin_of.emplace(e[7], std::make_pair(e[1], e[5])).second)
+        << "pin " << unsigned{e[7]} << " used twice";
   }
   EXPECT_EQ(pin_of.at(0), std::make_pair(3u, 0u)) << "ExtINT from the 8259 on pin 0";
   EXPECT_EQ(pin_of.at(2), std::make_pair(0u, 0u)) << "the PIT's IRQ 0 on pin 2";

@@ -98,8 +98,12 @@ TEST_F(PvhLoad, Elf64SegmentsBssStartInfoAndEntryState) {
   // The GDT in guest memory holds what the hidden segment parts say.
   EXPECT_EQ(peek(memory_, s.gdt_base + s.code.selector, 8), 0x00cf9b000000ffffu);
   EXPECT_EQ(peek(memory_, s.gdt_base + s.data.selector, 8), 0x00cf93000000ffffu);
-  EXPECT_EQ(std::string(reinterpret_cast<const char*>(peek_bytes(memory_, r.mp_table_addr, 4).data()), 4), "_MP_");
-  EXPECT_EQ(peek_bytes(memory_, peek(memory_, r.mp_table_addr + 4, 4) + 44, 1)[0], 0) << "first entry: a processor";
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(peek_bytes(memory_, r.mp_table_addr, 4).data()), 4),
+            "_MP_");
+  EXPECT_EQ(peek_bytes(memory_, peek(memory_, r.mp_table_addr + 4, 4) + 44, 1)[0], 0)
+      << "first entry: a processor";
+  EXPECT_EQ(peek(memory_, 0x40e, 2) << 4, r.mp_table_addr) << "BDA's EBDA segment leads to the MP table";
+  EXPECT_EQ(peek(memory_, 0x413, 2), 639u) << "BDA's base memory size in KiB";
 }
 
 TEST_F(PvhLoad, Elf32WithEightByteEntryNote) {
@@ -127,6 +131,10 @@ TEST_F(PvhLoad, InitrdBecomesModuleZeroPlacedHighAndPageAligned) {
   EXPECT_EQ(peek_bytes(memory_, addr, initrd.size()), initrd);
   EXPECT_EQ(r.initrd_addr, addr);
   EXPECT_EQ(r.initrd_size, initrd.size());
+
+  // A page-multiple initrd ends exactly at the end of RAM.
+  c.initrd = dir_.write("initrd2.cpio", Bytes(2 << 20, 7));
+  EXPECT_EQ(load_kernel(memory_, c).initrd_addr, kRamSize - (2 << 20));
 }
 
 TEST_F(PvhLoad, EntryPointOutsideEverySegmentIsRefused) {
@@ -136,8 +144,9 @@ TEST_F(PvhLoad, EntryPointOutsideEverySegmentIsRefused) {
         try {
           load_kernel(memory_, c);
         } catch (const BootError& e) {
-          EXPECT_EQ(std::string(e.what()), "kernel " + c.kernel.string() +
-                                               ": PVH entry point 0x900000 is not inside any loadable segment");
+          EXPECT_EQ(std::string(e.what()),
+                    "kernel " + c.kernel.string() +
+                        ": PVH entry point 0x900000 is not inside any loadable segment");
           throw;
         }
       },

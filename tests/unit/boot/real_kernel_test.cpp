@@ -24,13 +24,15 @@ constexpr std::uint64_t kRamSize = 512 << 20;
 const std::filesystem::path kCache = MOLT_LINUX_CACHE;
 
 // Skips loudly (on stderr and in the test result) when the file is absent.
-#define REQUIRE_CACHED(file)                                                                              \
-  do {                                                                                                    \
-    if (!std::filesystem::exists(kCache / (file))) {                                                     \
-      std::fprintf(stderr, "\n*** SKIPPING: %s is absent; run guest/linux/fetch-kernel.sh to test Debian's kernel ***\n\n", \
-                   (kCache / (file)).c_str());                                                            \
-      GTEST_SKIP() << (kCache / (file)).string() << " is absent; run guest/linux/fetch-kernel.sh";        \
-    }                                                                                                     \
+#define REQUIRE_CACHED(file)                                                                               \
+  do {                                                                                                     \
+    if (!std::filesystem::exists(kCache / (file))) {                                                       \
+      std::fprintf(                                                                                        \
+          stderr,                                                                                          \
+          "\n*** SKIPPING: %s is absent; run guest/linux/fetch-kernel.sh to test Debian's kernel ***\n\n", \
+          (kCache / (file)).c_str());                                                                      \
+      GTEST_SKIP() << (kCache / (file)).string() << " is absent; run guest/linux/fetch-kernel.sh";         \
+    }                                                                                                      \
   } while (0)
 
 Bytes read_all(const std::filesystem::path& path) {
@@ -65,8 +67,9 @@ TEST(DebianKernel, VmlinuxBootsThroughPvh) {
   const auto phoff = get_le(file, 0x20, 8);
   ASSERT_EQ(get_le(file, phoff, 4), 1u) << "first program header is PT_LOAD";
   const auto offset = get_le(file, phoff + 8, 8), paddr = get_le(file, phoff + 24, 8);
-  EXPECT_EQ(peek_bytes(memory, paddr, 4096), Bytes(file.begin() + static_cast<std::ptrdiff_t>(offset),
-                                                   file.begin() + static_cast<std::ptrdiff_t>(offset + 4096)));
+  EXPECT_EQ(peek_bytes(memory, paddr, 4096),
+            Bytes(file.begin() + static_cast<std::ptrdiff_t>(offset),
+                  file.begin() + static_cast<std::ptrdiff_t>(offset + 4096)));
   EXPECT_EQ(peek(memory, r.bsp.rbx, 4), 0x336ec578u);
   EXPECT_EQ(test::peek_string(memory, peek(memory, r.bsp.rbx + 0x18, 8)), c.cmdline);
   EXPECT_EQ(peek(memory, r.bsp.rbx + 0x30, 4), r.e820.size());

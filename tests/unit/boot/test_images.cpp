@@ -91,8 +91,8 @@ Bytes make_elf(const ElfOptions& o) {
   }
   const Bytes magic{0x7f, 'E', 'L', 'F', static_cast<std::uint8_t>(o.is64 ? 2 : 1), 1, 1};
   std::copy(magic.begin(), magic.end(), elf.begin());
-  put_le(elf, 0x10, 2, 2);                   // ET_EXEC
-  put_le(elf, 0x12, o.is64 ? 62 : 3, 2);     // EM_X86_64 / EM_386
+  put_le(elf, 0x10, 2, 2);                // ET_EXEC
+  put_le(elf, 0x12, o.is64 ? 62 : 3, 2);  // EM_X86_64 / EM_386
   put_le(elf, 0x14, 1, 4);
   put_le(elf, 0x18, 0xdead0000, o.is64 ? 8 : 4);  // e_entry: not what PVH uses
   put_le(elf, o.is64 ? 0x20 : 0x1c, ehsize, o.is64 ? 8 : 4);
@@ -107,7 +107,7 @@ Bytes make_bzimage(const BzOptions& o) {
   Bytes image(kernel_offset, 0);
   image.insert(image.end(), o.kernel.begin(), o.kernel.end());
   put_le(image, 0x1f1, o.setup_sects, 1);
-  put_le(image, 0x1f2, 1, 2);       // root_flags: checked to be copied into boot_params
+  put_le(image, 0x1f2, 1, 2);  // root_flags: checked to be copied into boot_params
   put_le(image, 0x1f4, o.kernel.size() / 16, 4);
   put_le(image, 0x1fa, 0xffff, 2);  // vid_mode
   put_le(image, 0x1fe, 0xaa55, 2);
