@@ -3,7 +3,7 @@
 // not decide policy (layout, CPUID patching, exit handling live elsewhere).
 #pragma once
 
-#include <linux/kvm.h>
+#include "core/kvm/kvm_uapi.hpp"
 
 #include <cstdint>
 #include <memory>
