@@ -67,7 +67,7 @@ boot_start:
 
 /* ------------------------------------------------------------------------ */
 /* PVH entry: 32-bit protected mode, paging off, flat segments, %ebx = physical
- * address of struct hvm_start_info. 27 instructions to ring 3. */
+ * address of struct hvm_start_info. 32 instructions to ring 3. */
 	.code32
 	.globl pvh_entry
 pvh_entry:

@@ -88,6 +88,42 @@ static int read_mp_cpus(struct mp_cpu* cpus) {
   return count;
 }
 
+/* ACPI fallback: SeaBIOS lists only the CPUs its own AP wake-up found, which
+ * under kvm_pvm is just the BSP, while QEMU's MADT names every vCPU. */
+static const uint8_t* find_rsdp(void) {
+  for (uint64_t a = 0xe0000; a < 0x100000; a += 16) {
+    const uint8_t* p = (const uint8_t*)a;
+    if (memcmp(p, "RSD PTR ", 8) == 0 && checksum_ok(p, 20)) return p;
+  }
+  return NULL;
+}
+
+static int read_madt_cpus(struct mp_cpu* cpus) {
+  const uint8_t* rsdp = find_rsdp();
+  if (rsdp == NULL) return -1;
+  uint32_t rsdt_addr, rsdt_length;
+  memcpy(&rsdt_addr, rsdp + 16, 4);
+  const uint8_t* rsdt = (const uint8_t*)(uintptr_t)rsdt_addr;
+  memcpy(&rsdt_length, rsdt + 4, 4);
+  if (memcmp(rsdt, "RSDT", 4) != 0 || rsdt_length < 36 || rsdt_length > 4096) return -1;
+  for (uint32_t off = 36; off + 4 <= rsdt_length; off += 4) {
+    uint32_t table_addr, length;
+    memcpy(&table_addr, rsdt + off, 4);
+    const uint8_t* madt = (const uint8_t*)(uintptr_t)table_addr;
+    memcpy(&length, madt + 4, 4);
+    if (memcmp(madt, "APIC", 4) != 0 || length < 44 || length > 65536) continue;
+    int count = 0;
+    for (uint32_t e = 44; e + 2 <= length && madt[e + 1] >= 2; e += madt[e + 1]) {
+      uint32_t flags;
+      if (madt[e] != 0 || madt[e + 1] < 8 || e + 8 > length) continue;
+      memcpy(&flags, madt + e + 4, 4);
+      if ((flags & 1) != 0 && count < MAX_CPUS) cpus[count++] = (struct mp_cpu){madt[e + 3], false};
+    }
+    return count;
+  }
+  return -1;
+}
+
 static uint32_t lapic_read(uint32_t reg) { return mmio_read32(LAPIC_BASE + reg); }
 static void lapic_write(uint32_t reg, uint32_t value) { mmio_write32(LAPIC_BASE + reg, value); }
 static uint8_t my_apic_id(void) { return (uint8_t)(lapic_read(LAPIC_ID) >> 24); }
@@ -133,9 +169,18 @@ static bool start_ap(unsigned slot, uint8_t apic_id) {
 int scenario_cpus(int argc, char** argv) {
   (void)argc;
   (void)argv;
-  struct mp_cpu cpus[MAX_CPUS];
+  struct mp_cpu cpus[MAX_CPUS], madt_cpus[MAX_CPUS];
   int expected = read_mp_cpus(cpus);
   if (expected <= 0) fail("no-mp-table");
+  int madt_count = read_madt_cpus(madt_cpus);
+  const char* source = "mptable";
+  if (madt_count > expected) {
+    memcpy(cpus, madt_cpus, sizeof cpus);
+    expected = madt_count;
+    source = "madt";
+  }
+  printf("@cpulist source=%s expected=%d mptable=%d madt=%d\n", source, expected, read_mp_cpus(madt_cpus),
+         madt_count);
   clock_init();
   memcpy((void*)TRAMPOLINE_ADDR, ap_trampoline, (size_t)(ap_trampoline_end - ap_trampoline));
   lapic_write(LAPIC_SVR, lapic_read(LAPIC_SVR) | 0x100); /* software-enable the APIC */
