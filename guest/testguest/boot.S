@@ -125,8 +125,8 @@ gate_null:  iretq
 /* #GP: the port-I/O path. User code executes plain in/out (and wrmsr, hlt);
  * ring 3 has no I/O privilege, so each one raises #GP and this handler, in
  * genuine ring 0, decodes the instruction, performs it for the user and steps
- * over it. The common byte accesses are tested first: outb costs 9 emulated
- * instructions, inb 11. Anything else is a real fault and is reflected. */
+ * over it. The common byte accesses are tested first: outb costs 10 emulated
+ * instructions, inb 12. Anything else is a real fault and is reflected. */
 gp_entry:                       /* stack: error, rip, cs, rflags, rsp, ss */
 	push %rcx
 	mov 16(%rsp), %rcx          /* faulting rip */
