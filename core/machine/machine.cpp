@@ -167,6 +167,12 @@ void Machine::VcpuRunner::loop() {
   } catch (const std::exception& e) {
     fail(e.what());
   }
+  if (machine_.log_->should_log(spdlog::level::debug)) {
+    const kvm_regs regs = vcpu_.get_regs();
+    const kvm_sregs sregs = vcpu_.get_sregs();
+    machine_.log_->debug("vCPU {} stopped at rip={:#x} rsp={:#x} cr0={:#x} cr3={:#x} cr4={:#x} efer={:#x}", vcpu_.index(),
+                         regs.rip, regs.rsp, sregs.cr0, sregs.cr3, sregs.cr4, sregs.efer);
+  }
 }
 
 void Machine::VcpuRunner::fail(const std::string& what) {
