@@ -53,7 +53,7 @@ TEST_P(TestGuestVcpus, EveryVcpuReportsIn) {
 }
 
 INSTANTIATE_TEST_SUITE_P(OneAndTwo, TestGuestVcpus, ::testing::Values(1u, 2u),
-                         [](const auto& info) { return std::to_string(info.param) + "vcpu"; });
+                         [](const ::testing::TestParamInfo<unsigned>& p) { return std::to_string(p.param) + "vcpu"; });
 
 TEST_F(TestGuest, UnknownScenarioFailsWithGuestStatus) {
   const Finished f = run_molt(args("no-such-scenario"), 60s);
