@@ -265,8 +265,8 @@ void Machine::load_guest(const MachineConfig& config) {
   boot_config.vcpus = config.vcpus;
   for (const memory::RamRegion& r : ram_->regions()) boot_config.ram.push_back(boot::MemoryRegion{r.gpa, r.size});
   const boot::BootResult booted = boot::load_kernel(*ram_, boot_config);
-  boot::write_mp_table(*ram_, config.vcpus);
-  log_->info("kernel {} loaded as {}", config.kernel.string(), booted.kernel_kind);
+  log_->info("kernel {} loaded as {}; MP table at {:#x}", config.kernel.string(), booted.kernel_kind,
+             booted.mp_table_addr);
 
   const kvm::CpuidTable supported = system_.supported_cpuid();
   const std::vector<std::uint32_t> msrs = system_.msr_index_list();
