@@ -30,10 +30,9 @@ void DebugExitDevice::realize() {
   ctx_.claim_ports(static_cast<std::uint16_t>(iobase), static_cast<std::uint16_t>(width), std::move(ops));
 }
 
-// Nothing to migrate: the device has no registers that hold a value, and a
-// write ends the VM at once, so no guest-visible state exists between writes.
 sdk::StateBinding DebugExitDevice::state() {
-  return sdk::StateBinding::stateless();
+  return sdk::StateBinding::stateless(
+      "it holds no value: reads return 0 and a write ends the VM at once, so nothing persists between accesses");
 }
 
 const sdk::PluginInfo* describe_debug_exit_plugin() {

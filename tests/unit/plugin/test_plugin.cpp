@@ -8,7 +8,7 @@ namespace {
 class NullDevice final : public molt::sdk::Device {
  public:
   void realize() override {}
-  molt::sdk::StateBinding state() override { return molt::sdk::StateBinding::stateless(); }
+  molt::sdk::StateBinding state() override { return molt::sdk::StateBinding::stateless("it has no registers"); }
 };
 
 const molt::sdk::PluginInfo* describe() {

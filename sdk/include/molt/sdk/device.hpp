@@ -117,21 +117,22 @@ class DeviceContext {
   virtual MachineControl& machine() = 0;
 };
 
-// What a device migrates: a descriptor bound to its plain State struct, or a
-// declared reason it cannot migrate (which becomes a named migration blocker).
+// What a device migrates: a descriptor bound to its plain State struct; or, for
+// a device that holds no state, the reason that is so (shown when migration
+// lists what moves); or the reason it cannot migrate at all, which becomes a
+// named migration blocker.
 struct StateBinding {
   const StateDescriptor* descriptor = nullptr;
   void* state = nullptr;
+  std::string stateless_reason;
   std::string unmigratable_reason;
 
   template <class S>
   static StateBinding of(const StateDescriptor& d, S& s) {
-    return {&d, &s, {}};
+    return {&d, &s, {}, {}};
   }
-  // A device with nothing to migrate passes a reason saying why that is safe;
-  // use stateless() for that. unmigratable() blocks migration.
-  static StateBinding stateless() { return {nullptr, nullptr, {}}; }
-  static StateBinding unmigratable(std::string reason) { return {nullptr, nullptr, std::move(reason)}; }
+  static StateBinding stateless(std::string why) { return {nullptr, nullptr, std::move(why), {}}; }
+  static StateBinding unmigratable(std::string why) { return {nullptr, nullptr, {}, std::move(why)}; }
   bool migratable() const { return unmigratable_reason.empty(); }
 };
 

@@ -102,6 +102,7 @@ TEST_F(DebugExitTest, StatelessAndMigratable) {
   const sdk::StateBinding binding = device_->state();
   EXPECT_EQ(binding.descriptor, nullptr);
   EXPECT_TRUE(binding.migratable());
+  EXPECT_NE(binding.stateless_reason.find("holds no value"), std::string::npos) << binding.stateless_reason;
 }
 
 }  // namespace
