@@ -25,6 +25,12 @@ void DeviceHost::create_and_realize() {
     device_ = type_.create(*this);
     if (!device_) throw sdk::Error("the factory returned no device");
     device_->realize();
+    const sdk::StateBinding binding = device_->state();
+    if (!binding.descriptor && binding.stateless_reason.empty() && binding.unmigratable_reason.empty()) {
+      throw sdk::Error(
+          "it declares no state: its state() must bind a descriptor (StateBinding::of), say why it has none "
+          "(StateBinding::stateless) or say why it cannot migrate (StateBinding::unmigratable)");
+    }
   } catch (const sdk::Error& e) {
     throw sdk::Error("device " + id_ + " (" + type_.name + "): " + e.what());
   }
