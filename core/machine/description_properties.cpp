@@ -91,7 +91,10 @@ bool value_fits_type(const PropertyValue& value, PropertyType type) {
 
 // A compat table is core code, not user input: a mismatch is a bug to report loudly.
 void check_overrides(const molt::sdk::DeviceType& type, const DefaultOverrides& overrides) {
-  for (const auto& [name, value] : overrides) {
+  for (const auto& entry : overrides) {
+    // Not a structured binding: clang before 16 can't capture one in a lambda.
+    const std::string& name = entry.first;
+    const molt::sdk::PropertyValue& value = entry.second;
     const auto spec = std::find_if(type.properties.begin(), type.properties.end(),
                                    [&](const PropertySpec& s) { return s.name == name; });
     if (spec == type.properties.end() || !value_fits_type(value, spec->type)) {
