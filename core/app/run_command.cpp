@@ -66,6 +66,7 @@ void load_plugins(const RunOptions& o, const MachineDescription& d, plugin::Regi
 
 machine::MachineConfig to_config(const MachineDescription& d, const plugin::Registry& registry) {
   machine::MachineConfig config;
+  config.machine_type = d.machine_type;
   config.vcpus = d.vcpus;
   config.memory_size = d.memory_size;
   config.memory_backing = d.memory_backend == machine::MemoryBackend::Memfd ? memory::RamBacking::Memfd

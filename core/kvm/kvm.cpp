@@ -131,6 +131,14 @@ void Vm::set_irq_line(unsigned gsi, bool level) {
   ::ioctl(fd_.get(), KVM_IRQ_LINE, &irq);
 }
 
+bool Vm::signal_msi(std::uint64_t address, std::uint32_t data) {
+  kvm_msi msi{};
+  msi.address_lo = static_cast<std::uint32_t>(address);
+  msi.address_hi = static_cast<std::uint32_t>(address >> 32);
+  msi.data = data;
+  return ::ioctl(fd_.get(), KVM_SIGNAL_MSI, &msi) >= 0;
+}
+
 Vcpu::Vcpu(const System& system, const Vm& vm, unsigned index)
     : index_(index), fd_(::ioctl(vm.fd(), KVM_CREATE_VCPU, static_cast<unsigned long>(index))) {
   if (!fd_) fail("KVM_CREATE_VCPU " + std::to_string(index));

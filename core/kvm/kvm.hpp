@@ -71,6 +71,8 @@ class Vm {
   void set_user_memory_region(std::uint32_t slot, std::uint64_t gpa, std::uint64_t size, void* host,
                               std::uint32_t flags = 0);
   void set_irq_line(unsigned gsi, bool level);
+  // Injects an MSI through the in-kernel LAPICs; false if KVM refused it.
+  bool signal_msi(std::uint64_t address, std::uint32_t data);
 
  private:
   Fd fd_;

@@ -2,6 +2,8 @@
 
 #include <molt/sdk/error.hpp>
 
+#include <spdlog/spdlog.h>
+
 #include "core/log.hpp"
 
 namespace molt::core::machine {
@@ -65,6 +67,46 @@ void DeviceHost::claim_mmio(std::uint64_t base, std::uint64_t length, sdk::IoOps
 }
 
 sdk::IrqLine& DeviceHost::claim_irq(unsigned gsi) { return buses_.irqs.claim(gsi, id_); }
+
+namespace {
+class BusRegion final : public sdk::IoRegion {
+ public:
+  BusRegion(io::IoBus& bus, std::uint64_t handle) : bus_(bus), handle_(handle) {}
+  ~BusRegion() override { bus_.remove(handle_); }
+
+ private:
+  io::IoBus& bus_;
+  std::uint64_t handle_;
+};
+}  // namespace
+
+std::unique_ptr<sdk::IoRegion> DeviceHost::map_on(io::IoBus& bus, std::uint64_t base, std::uint64_t length,
+                                                  sdk::IoOps ops) {
+  try {
+    return std::make_unique<BusRegion>(bus, bus.add(base, length, serialised(std::move(ops)), id_));
+  } catch (const sdk::Error& e) {
+    // The guest placed a BAR over something else: real hardware would decode
+    // one of them unpredictably; molt leaves this one unmapped and says so.
+    logger_->warn("not mapped: {}", e.what());
+    return nullptr;
+  }
+}
+
+std::unique_ptr<sdk::IoRegion> DeviceHost::map_ports(std::uint16_t base, std::uint16_t count, sdk::IoOps ops) {
+  if (std::uint32_t{base} + count > 0x10000) {
+    logger_->warn("not mapped: port range {:#x}+{:#x} runs past port 0xffff", base, count);
+    return nullptr;
+  }
+  return map_on(buses_.ports, base, count, std::move(ops));
+}
+
+std::unique_ptr<sdk::IoRegion> DeviceHost::map_mmio(std::uint64_t base, std::uint64_t length, sdk::IoOps ops) {
+  return map_on(buses_.mmio, base, length, std::move(ops));
+}
+
+void DeviceHost::signal_msi(std::uint64_t address, std::uint32_t data) {
+  if (!buses_.vm.signal_msi(address, data)) logger_->debug("MSI to {:#x} data {:#x} was not delivered", address, data);
+}
 
 std::unique_ptr<sdk::Timer> DeviceHost::create_timer(std::function<void()> on_expiry) {
   return buses_.loop.create_timer([this, cb = std::move(on_expiry)] {

@@ -13,10 +13,13 @@
 #include "core/io/event_loop.hpp"
 #include "core/io/io_bus.hpp"
 #include "core/io/irq_router.hpp"
+#include "core/kvm/kvm.hpp"
 
 namespace molt::core::machine {
 
 struct Buses {
+  kvm::Vm& vm;
+  const sdk::MachineInfo& info;
   io::IoBus& ports;
   io::IoBus& mmio;
   io::IrqRouter& irqs;
@@ -45,6 +48,10 @@ class DeviceHost final : public sdk::DeviceContext {
   void claim_ports(std::uint16_t base, std::uint16_t count, sdk::IoOps ops) override;
   void claim_mmio(std::uint64_t base, std::uint64_t length, sdk::IoOps ops) override;
   sdk::IrqLine& claim_irq(unsigned gsi) override;
+  std::unique_ptr<sdk::IoRegion> map_ports(std::uint16_t base, std::uint16_t count, sdk::IoOps ops) override;
+  std::unique_ptr<sdk::IoRegion> map_mmio(std::uint64_t base, std::uint64_t length, sdk::IoOps ops) override;
+  void signal_msi(std::uint64_t address, std::uint32_t data) override;
+  const sdk::MachineInfo& machine_info() const override { return buses_.info; }
   sdk::GuestMemory& memory() override { return buses_.memory; }
   const sdk::Clock& clock() const override { return buses_.clock; }
   std::unique_ptr<sdk::Timer> create_timer(std::function<void()> on_expiry) override;
@@ -54,6 +61,7 @@ class DeviceHost final : public sdk::DeviceContext {
 
  private:
   sdk::IoOps serialised(sdk::IoOps ops);
+  std::unique_ptr<sdk::IoRegion> map_on(io::IoBus& bus, std::uint64_t base, std::uint64_t length, sdk::IoOps ops);
 
   std::string id_;
   const sdk::DeviceType& type_;

@@ -234,8 +234,24 @@ Machine::Machine(const MachineConfig& config)
   ram_ = std::make_unique<memory::GuestRam>(config.memory_size, config.memory_backing);
   std::uint32_t slot = 0;
   for (const memory::RamRegion& r : ram_->regions()) vm_.set_user_memory_region(slot++, r.gpa, r.size, r.host());
+  describe(config);
   create_devices(config);
   load_guest(config);
+}
+
+void Machine::describe(const MachineConfig& config) {
+  info_.machine_type = config.machine_type;
+  info_.vcpus = config.vcpus;
+  info_.ram_size = ram_->total_size();
+  std::vector<boot::MemoryRegion> regions;
+  for (const memory::RamRegion& r : ram_->regions()) {
+    info_.ram.push_back(sdk::MemoryRange{r.gpa, r.size, 1});
+    regions.push_back(boot::MemoryRegion{r.gpa, r.size});
+  }
+  for (const boot::E820Entry& e : boot::build_e820(regions)) info_.e820.push_back(sdk::MemoryRange{e.addr, e.size, e.type});
+  info_.kernel_path = config.kernel.string();
+  info_.initrd_path = config.initrd ? config.initrd->string() : "";
+  info_.cmdline = config.cmdline;
 }
 
 Machine::~Machine() {
@@ -246,7 +262,7 @@ Machine::~Machine() {
 }
 
 void Machine::create_devices(const MachineConfig& config) {
-  const Buses buses{ports_, mmio_, irqs_, *ram_, loop_, clock_, *this};
+  const Buses buses{vm_, info_, ports_, mmio_, irqs_, *ram_, loop_, clock_, *this};
   for (const DeviceSpec& spec : config.devices) {
     devices_.push_back(std::make_unique<DeviceHost>(spec.id, *spec.type, spec.plugin, spec.properties, buses));
     devices_.back()->create_and_realize();

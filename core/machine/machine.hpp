@@ -33,6 +33,7 @@ struct DeviceSpec {
 };
 
 struct MachineConfig {
+  std::string machine_type = "molt-pc";
   unsigned vcpus = 1;
   std::uint64_t memory_size = 256ull << 20;
   memory::RamBacking memory_backing = memory::RamBacking::Memfd;
@@ -66,9 +67,11 @@ class Machine final : public sdk::MachineControl {
   io::EventLoop& loop() { return loop_; }
   memory::GuestRam& ram() { return *ram_; }
   const std::vector<std::unique_ptr<DeviceHost>>& devices() const { return devices_; }
+  const sdk::MachineInfo& info() const { return info_; }
 
  private:
   class VcpuRunner;
+  void describe(const MachineConfig& config);
   void create_devices(const MachineConfig& config);
   void load_guest(const MachineConfig& config);
   void finish(ExitResult result);
@@ -78,6 +81,7 @@ class Machine final : public sdk::MachineControl {
   kvm::System system_;
   kvm::Vm vm_;
   std::unique_ptr<memory::GuestRam> ram_;
+  sdk::MachineInfo info_;
   io::EventLoop loop_;
   io::HostClock clock_;
   io::IoBus ports_{"port"};

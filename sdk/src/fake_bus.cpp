@@ -82,15 +82,30 @@ void FakeClock::advance(std::uint64_t ns) {
   now_ = target;
 }
 
-void FakeBus::add(std::vector<Range>& ranges, std::uint64_t base, std::uint64_t length, IoOps ops,
-                  const char* kind) {
+std::uint64_t FakeBus::add(std::vector<Range>& ranges, std::uint64_t base, std::uint64_t length, IoOps ops,
+                           const char* kind) {
   if (length == 0) throw Error(std::string("an empty ") + kind + " range cannot be claimed");
   for (const Range& r : ranges) {
     if (base < r.base + r.length && r.base < base + length)
       throw Error(std::string(kind) + " range overlaps one already claimed");
   }
-  ranges.push_back(Range{base, length, std::move(ops)});
+  ranges.push_back(Range{base, length, std::move(ops), next_handle_});
+  return next_handle_++;
 }
+
+void FakeBus::remove(std::uint64_t handle) {
+  for (auto* ranges : {&ports_, &mmio_}) {
+    std::erase_if(*ranges, [handle](const Range& r) { return r.handle == handle; });
+  }
+}
+
+static std::vector<std::pair<std::uint64_t, std::uint64_t>> spans_of(const auto& ranges) {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+  for (const auto& r : ranges) out.emplace_back(r.base, r.length);
+  return out;
+}
+std::vector<std::pair<std::uint64_t, std::uint64_t>> FakeBus::port_ranges() const { return spans_of(ports_); }
+std::vector<std::pair<std::uint64_t, std::uint64_t>> FakeBus::mmio_ranges() const { return spans_of(mmio_); }
 
 FakeBus::Range* FakeBus::find(std::vector<Range>& ranges, std::uint64_t addr, unsigned size) {
   for (Range& r : ranges) {
@@ -99,12 +114,24 @@ FakeBus::Range* FakeBus::find(std::vector<Range>& ranges, std::uint64_t addr, un
   return nullptr;
 }
 
-void FakeBus::add_ports(std::uint16_t base, std::uint16_t count, IoOps ops) {
-  add(ports_, base, count, std::move(ops), "port");
+std::uint64_t FakeBus::add_ports(std::uint16_t base, std::uint16_t count, IoOps ops) {
+  return add(ports_, base, count, std::move(ops), "port");
 }
-void FakeBus::add_mmio(std::uint64_t base, std::uint64_t length, IoOps ops) {
-  add(mmio_, base, length, std::move(ops), "MMIO");
+std::uint64_t FakeBus::add_mmio(std::uint64_t base, std::uint64_t length, IoOps ops) {
+  return add(mmio_, base, length, std::move(ops), "MMIO");
 }
+
+namespace {
+class FakeIoRegion final : public IoRegion {
+ public:
+  FakeIoRegion(FakeBus& bus, std::uint64_t handle) : bus_(bus), handle_(handle) {}
+  ~FakeIoRegion() override { bus_.remove(handle_); }
+
+ private:
+  FakeBus& bus_;
+  std::uint64_t handle_;
+};
+}  // namespace
 
 static std::uint64_t all_ones(unsigned size) { return size >= 8 ? ~0ull : (1ull << (8 * size)) - 1; }
 
@@ -157,6 +184,22 @@ class FakeContext final : public DeviceContext {
     machine_.bus_.add_mmio(base, length, std::move(ops));
   }
   IrqLine& claim_irq(unsigned gsi) override { return machine_.irq(gsi); }
+  std::unique_ptr<IoRegion> map_ports(std::uint16_t base, std::uint16_t count, IoOps ops) override {
+    try {
+      return std::make_unique<FakeIoRegion>(machine_.bus_, machine_.bus_.add_ports(base, count, std::move(ops)));
+    } catch (const Error&) {
+      return nullptr;  // overlap: guest misbehaviour, as in the core
+    }
+  }
+  std::unique_ptr<IoRegion> map_mmio(std::uint64_t base, std::uint64_t length, IoOps ops) override {
+    try {
+      return std::make_unique<FakeIoRegion>(machine_.bus_, machine_.bus_.add_mmio(base, length, std::move(ops)));
+    } catch (const Error&) {
+      return nullptr;
+    }
+  }
+  void signal_msi(std::uint64_t address, std::uint32_t data) override { machine_.msis_.emplace_back(address, data); }
+  const MachineInfo& machine_info() const override { return machine_.info_; }
   GuestMemory& memory() override { return machine_.memory_; }
   const Clock& clock() const override { return machine_.clock_; }
   std::unique_ptr<Timer> create_timer(std::function<void()> cb) override {

@@ -15,6 +15,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include <molt/sdk/properties.hpp>
 
@@ -85,6 +86,31 @@ class FdWatch {
   virtual void set_events(std::uint32_t events) = 0;
 };
 
+// A movable port or MMIO mapping (a PCI BAR); unmapped when destroyed.
+class IoRegion {
+ public:
+  virtual ~IoRegion() = default;
+};
+
+// Facts about the machine that firmware-facing devices (CMOS, fw_cfg) report.
+struct MemoryRange {
+  std::uint64_t base = 0;
+  std::uint64_t size = 0;
+  std::uint32_t e820_type = 1;  // 1 RAM, 2 reserved
+};
+struct MachineInfo {
+  std::string machine_type;            // "molt-pc-1.0"
+  unsigned vcpus = 1;
+  std::uint64_t ram_size = 0;          // all guest RAM, bytes
+  std::vector<MemoryRange> ram;        // guest-physical RAM regions
+  std::vector<MemoryRange> e820;       // the memory map the guest is given
+  std::string kernel_path;             // empty when booting firmware only
+  std::string initrd_path;
+  std::string cmdline;
+  std::string firmware_path;           // empty for direct kernel boot
+  std::vector<std::string> boot_order; // device ids, first choice first
+};
+
 enum class ExitReason { Poweroff, Reset, DebugExit, Error };
 
 // Whole-machine requests a device may make (power off, reset, debug exit).
@@ -108,6 +134,15 @@ class DeviceContext {
   virtual void claim_ports(std::uint16_t base, std::uint16_t count, IoOps ops) = 0;
   virtual void claim_mmio(std::uint64_t base, std::uint64_t length, IoOps ops) = 0;
   virtual IrqLine& claim_irq(unsigned gsi) = 0;
+
+  // Movable mappings, for ranges the guest places (PCI BARs). A range that
+  // overlaps another mapping is guest misbehaviour, not an error: the core
+  // logs it and returns nullptr, and the device carries on unmapped.
+  virtual std::unique_ptr<IoRegion> map_ports(std::uint16_t base, std::uint16_t count, IoOps ops) = 0;
+  virtual std::unique_ptr<IoRegion> map_mmio(std::uint64_t base, std::uint64_t length, IoOps ops) = 0;
+  // Delivers a message-signalled interrupt (MSI/MSI-X) to the guest.
+  virtual void signal_msi(std::uint64_t address, std::uint32_t data) = 0;
+  virtual const MachineInfo& machine_info() const = 0;
 
   virtual GuestMemory& memory() = 0;
   virtual const Clock& clock() const = 0;

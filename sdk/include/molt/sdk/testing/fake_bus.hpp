@@ -91,9 +91,14 @@ class FakeClock final : public Clock {
 // Port and MMIO dispatch as the core does it, over the claims devices made.
 class FakeBus {
  public:
-  // Throw sdk::Error on overlap, as the core does.
-  void add_ports(std::uint16_t base, std::uint16_t count, IoOps ops);
-  void add_mmio(std::uint64_t base, std::uint64_t length, IoOps ops);
+  // Throw sdk::Error on overlap, as the core does for fixed claims. Return a
+  // handle for remove().
+  std::uint64_t add_ports(std::uint16_t base, std::uint16_t count, IoOps ops);
+  std::uint64_t add_mmio(std::uint64_t base, std::uint64_t length, IoOps ops);
+  void remove(std::uint64_t handle);
+  // What is mapped where, for tests of movable BARs: (base, length) pairs.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> port_ranges() const;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> mmio_ranges() const;
 
   // Unclaimed reads return all ones; unclaimed writes are dropped.
   std::uint64_t io_read(std::uint16_t port, unsigned size);
@@ -105,9 +110,11 @@ class FakeBus {
   struct Range {
     std::uint64_t base, length;
     IoOps ops;
+    std::uint64_t handle;
   };
   static Range* find(std::vector<Range>& ranges, std::uint64_t addr, unsigned size);
-  static void add(std::vector<Range>& ranges, std::uint64_t base, std::uint64_t length, IoOps ops, const char* kind);
+  std::uint64_t add(std::vector<Range>& ranges, std::uint64_t base, std::uint64_t length, IoOps ops, const char* kind);
+  std::uint64_t next_handle_ = 1;
   std::vector<Range> ports_;
   std::vector<Range> mmio_;
 };
@@ -133,6 +140,11 @@ class FakeMachine final : public MachineControl {
   // The events a device currently asks for on `fd` (0 if not watched).
   std::uint32_t watched_events(int fd) const;
 
+  // Facts devices read through machine_info(); tests set what they need.
+  MachineInfo& info() { return info_; }
+  // MSIs signalled by devices, in order: (address, data).
+  const std::vector<std::pair<std::uint64_t, std::uint32_t>>& msis() const { return msis_; }
+
   void request_exit(ExitReason reason, int status) override {
     exit_ = std::make_pair(reason, status);
   }
@@ -148,6 +160,8 @@ class FakeMachine final : public MachineControl {
   std::vector<std::unique_ptr<DeviceContext>> contexts_;
   std::map<int, FakeFdWatch*> watches_;
   std::optional<std::pair<ExitReason, int>> exit_;
+  MachineInfo info_;
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> msis_;
 };
 
 }  // namespace molt::sdk::testing
