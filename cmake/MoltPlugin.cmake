@@ -21,3 +21,14 @@ function(molt_add_plugin name)
   install(TARGETS molt_${name} LIBRARY DESTINATION lib/molt/plugins)
   set_property(GLOBAL APPEND PROPERTY MOLT_PLUGIN_TARGETS molt_${name})
 endfunction()
+
+# Adds every immediate subdirectory of the current source directory that has
+# a CMakeLists.txt, so a new plugin, test folder or guest needs no edit here.
+function(molt_add_all_subdirectories)
+  file(GLOB children LIST_DIRECTORIES true CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*)
+  foreach(child IN LISTS children)
+    if(IS_DIRECTORY ${child} AND EXISTS ${child}/CMakeLists.txt)
+      add_subdirectory(${child})
+    endif()
+  endforeach()
+endfunction()

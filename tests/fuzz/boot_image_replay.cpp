@@ -20,14 +20,14 @@
 #include <string>
 #include <vector>
 
+#include "replay_driver.hpp"
 #include "tests/unit/boot/test_images.hpp"
-
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
 
 namespace {
 
 namespace test = molt::core::boot::test;
 using test::Bytes;
+constexpr auto run = [](const Bytes& input) { molt::fuzz::feed(input); };
 
 constexpr std::uint64_t kMiB = 1 << 20;
 // Debian's kernels are large; their headers are all the loaders parse up front.
@@ -35,8 +35,7 @@ constexpr std::size_t kCachedHead = 64 * 1024;
 // Header fields live in the first bytes: ELF and program headers, the bzImage
 // setup header (0x1f1-0x290). Mutations that overwrite fields aim there.
 constexpr std::size_t kHeaderSpan = 0x300;
-// core/boot reads kernel files a byte at a time, which sanitizer builds make
-// slow; mutants are cut to this (Debian's setup code and a bit of its kernel)
+// Sanitizer builds read large kernel files slowly; mutants are cut to this (Debian's setup code and a bit of its kernel)
 // to keep the replay within a few seconds there too.
 constexpr std::size_t kMutantMax = 24 * 1024;
 
@@ -161,35 +160,10 @@ Bytes mutate(Bytes image, std::mt19937& rng) {
   return image;
 }
 
-void run(const Bytes& input) {
-  LLVMFuzzerTestOneInput(input.data(), input.size());
-}
-
-int write_seeds(const std::string& dir) {
-  const std::vector<Bytes> all = seeds();
-  for (std::size_t i = 0; i < all.size(); ++i) {
-    std::ofstream out(dir + "/seed-" + std::to_string(i), std::ios::binary);
-    out.write(reinterpret_cast<const char*>(all[i].data()), static_cast<std::streamsize>(all[i].size()));
-    if (!out) {
-      std::fprintf(stderr, "cannot write %s/seed-%zu\n", dir.c_str(), i);
-      return 1;
-    }
-  }
-  return 0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 3 && std::string(argv[1]) == "--write-seeds") return write_seeds(argv[2]);
-  for (int i = 1; i < argc; ++i) {
-    std::ifstream in(argv[i], std::ios::binary);
-    if (!in) {
-      std::fprintf(stderr, "cannot read %s\n", argv[i]);
-      return 1;
-    }
-    run(Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()));
-  }
+  if (auto status = molt::fuzz::handle_command_line(argc, argv, seeds())) return *status;
   const std::vector<Bytes> all = seeds();
   for (const Bytes& seed : all) {
     run(seed);

@@ -19,7 +19,7 @@
 #include <string_view>
 #include <vector>
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
+#include "replay_driver.hpp"
 
 namespace {
 
@@ -165,9 +165,7 @@ std::string mutate(std::string text, const std::vector<std::string>& seeds, std:
   return text;
 }
 
-void run(const std::string& text) {
-  LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(text.data()), text.size());
-}
+void run(const std::string& text) { molt::fuzz::feed(text); }
 
 bool collect_seeds(std::vector<std::string>& seeds) {
   std::string text;
@@ -190,32 +188,12 @@ bool collect_seeds(std::vector<std::string>& seeds) {
   return true;
 }
 
-int write_seeds(const std::vector<std::string>& seeds, const std::string& dir) {
-  for (std::size_t i = 0; i < seeds.size(); ++i) {
-    std::ofstream out(dir + "/seed-" + std::to_string(i), std::ios::binary);
-    out << seeds[i];
-    if (!out) {
-      std::fprintf(stderr, "cannot write %s/seed-%zu\n", dir.c_str(), i);
-      return 1;
-    }
-  }
-  return 0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> seeds;
   if (!collect_seeds(seeds)) return 1;
-  if (argc == 3 && std::string(argv[1]) == "--write-seeds") return write_seeds(seeds, argv[2]);
-  for (int i = 1; i < argc; ++i) {
-    std::string text;
-    if (!read_file(argv[i], text)) {
-      std::fprintf(stderr, "cannot read %s\n", argv[i]);
-      return 1;
-    }
-    run(text);
-  }
+  if (auto status = molt::fuzz::handle_command_line(argc, argv, seeds)) return *status;
   for (const std::string& seed : seeds) {
     for (std::size_t length = 0; length <= seed.size(); ++length) run(seed.substr(0, length));
   }

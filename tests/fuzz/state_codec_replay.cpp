@@ -15,13 +15,14 @@
 #include <vector>
 
 #include "codec_samples.hpp"
+#include "replay_driver.hpp"
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
 
 namespace {
 
 namespace samples = molt::sdk::samples;
-using Bytes = std::vector<std::uint8_t>;
+using molt::fuzz::Bytes;
+constexpr auto run = [](const Bytes& input) { molt::fuzz::feed(input); };
 
 std::vector<Bytes> seeds() {
   samples::SampleState full = samples::full_sample();
@@ -33,35 +34,10 @@ std::vector<Bytes> seeds() {
           molt::sdk::save_state(samples::golden_descriptor(2), &golden)};
 }
 
-void run(const Bytes& input) {
-  LLVMFuzzerTestOneInput(input.data(), input.size());
-}
-
-int write_seeds(const std::string& dir) {
-  const std::vector<Bytes> all = seeds();
-  for (std::size_t i = 0; i < all.size(); ++i) {
-    std::ofstream out(dir + "/seed-" + std::to_string(i), std::ios::binary);
-    out.write(reinterpret_cast<const char*>(all[i].data()), static_cast<std::streamsize>(all[i].size()));
-    if (!out) {
-      std::fprintf(stderr, "cannot write %s/seed-%zu\n", dir.c_str(), i);
-      return 1;
-    }
-  }
-  return 0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 3 && std::string(argv[1]) == "--write-seeds") return write_seeds(argv[2]);
-  for (int i = 1; i < argc; ++i) {
-    std::ifstream in(argv[i], std::ios::binary);
-    if (!in) {
-      std::fprintf(stderr, "cannot read %s\n", argv[i]);
-      return 1;
-    }
-    run(Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()));
-  }
+  if (auto status = molt::fuzz::handle_command_line(argc, argv, seeds())) return *status;
   const std::vector<Bytes> all = seeds();
   for (const Bytes& seed : all) {
     run(seed);

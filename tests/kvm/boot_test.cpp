@@ -61,23 +61,19 @@ TEST_F(TestGuest, UnknownScenarioFailsWithGuestStatus) {
   EXPECT_EQ(f.status, 3);  // debug-exit 1 -> 2*1+1
 }
 
-TEST_F(TestGuest, SigtermStopsARunningGuestCleanly) {
+class StopSignal : public TestGuest, public ::testing::WithParamInterface<int> {};
+
+TEST_P(StopSignal, StopsARunningGuestCleanly) {
   MoltProcess p(args("memtest 16 0"));
   ASSERT_TRUE(p.wait_for_line("@memtest round=1 ", 60s)) << p.console() << p.errors();
-  p.signal(SIGTERM);
+  p.signal(GetParam());
   const auto status = p.wait_exit(20s);
-  ASSERT_TRUE(status.has_value()) << "molt did not stop on SIGTERM";
+  ASSERT_TRUE(status.has_value()) << "molt did not stop on signal " << GetParam();
   EXPECT_EQ(*status, 0) << p.errors();
 }
 
-TEST_F(TestGuest, SigintStopsARunningGuestCleanly) {
-  MoltProcess p(args("memtest 16 0"));
-  ASSERT_TRUE(p.wait_for_line("@memtest round=1 ", 60s)) << p.console() << p.errors();
-  p.signal(SIGINT);
-  const auto status = p.wait_exit(20s);
-  ASSERT_TRUE(status.has_value()) << "molt did not stop on SIGINT";
-  EXPECT_EQ(*status, 0) << p.errors();
-}
+INSTANTIATE_TEST_SUITE_P(IntAndTerm, StopSignal, ::testing::Values(SIGINT, SIGTERM),
+                         [](const ::testing::TestParamInfo<int>& p) { return p.param == SIGINT ? "SIGINT" : "SIGTERM"; });
 
 }  // namespace
 }  // namespace molt::test
