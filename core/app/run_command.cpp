@@ -16,6 +16,7 @@
 #include "core/log.hpp"
 #include "core/machine/description.hpp"
 #include "core/machine/machine.hpp"
+#include "core/machine/machine_types.hpp"
 #include "core/plugin/registry.hpp"
 
 namespace molt::core::app {
@@ -65,8 +66,9 @@ void load_plugins(const RunOptions& o, const MachineDescription& d, plugin::Regi
 }
 
 machine::MachineConfig to_config(const MachineDescription& d, const plugin::Registry& registry) {
+  const machine::MachineType& type = machine::resolve_machine_type(d.machine_type, d.source);
   machine::MachineConfig config;
-  config.machine_type = d.machine_type;
+  config.machine_type = type.name;
   config.vcpus = d.vcpus;
   config.memory_size = d.memory_size;
   config.memory_backing = d.memory_backend == machine::MemoryBackend::Memfd ? memory::RamBacking::Memfd
@@ -74,7 +76,7 @@ machine::MachineConfig to_config(const MachineDescription& d, const plugin::Regi
   config.kernel = d.kernel.path;
   config.initrd = d.kernel.initrd;
   config.cmdline = d.kernel.cmdline;
-  for (machine::ResolvedDevice& r : machine::resolve_devices(d, registry.types())) {
+  for (machine::ResolvedDevice& r : machine::resolve_devices(d, registry.types(), type.compat)) {
     config.devices.push_back(machine::DeviceSpec{r.config->id, r.type, registry.plugin_of(r.type->name)->name,
                                                  std::move(r.properties)});
   }
