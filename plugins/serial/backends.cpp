@@ -13,7 +13,7 @@
 
 #include "char_backend.hpp"
 #include "fd_channel.hpp"
-#include "rate_limited_log.hpp"
+#include <molt/sdk/rate_limited_log.hpp>
 #include "unique_fd.hpp"
 
 namespace molt::serial {
@@ -55,7 +55,7 @@ class FileBackend final : public CharBackend {
 
  private:
   UniqueFd fd_;
-  RateLimitedLog log_;
+  sdk::RateLimitedLog log_;
   std::unique_ptr<FdChannel> channel_;  // destroyed before fd_ closes
 };
 
@@ -175,7 +175,7 @@ class UnixSocketBackend final : public CharBackend {
   sdk::DeviceContext& ctx_;
   std::string path_;
   bool server_;
-  RateLimitedLog log_;
+  sdk::RateLimitedLog log_;
   Receiver receiver_;
   ino_t bound_inode_ = 0;
   UniqueFd listen_fd_;

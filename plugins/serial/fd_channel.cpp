@@ -35,7 +35,7 @@ bool FdChannel::pollable(int fd) {
   return ::epoll_ctl(probe.get(), EPOLL_CTL_ADD, fd, &ev) == 0;
 }
 
-FdChannel::FdChannel(sdk::DeviceContext& ctx, RateLimitedLog& log, int in_fd, int out_fd, std::string what)
+FdChannel::FdChannel(sdk::DeviceContext& ctx, sdk::RateLimitedLog& log, int in_fd, int out_fd, std::string what)
     : ctx_(ctx),
       log_(log),
       in_fd_(in_fd),

@@ -15,7 +15,7 @@
 #include <molt/sdk/device.hpp>
 
 #include "char_backend.hpp"
-#include "rate_limited_log.hpp"
+#include <molt/sdk/rate_limited_log.hpp>
 
 namespace molt::serial {
 
@@ -23,7 +23,7 @@ class FdChannel {
  public:
   // Does not own the fds; the owner closes them after destroying the channel.
   // `what` names the stream in log messages ("stdin", "the socket client").
-  FdChannel(sdk::DeviceContext& ctx, RateLimitedLog& log, int in_fd, int out_fd, std::string what);
+  FdChannel(sdk::DeviceContext& ctx, sdk::RateLimitedLog& log, int in_fd, int out_fd, std::string what);
   ~FdChannel();
   FdChannel(const FdChannel&) = delete;
   FdChannel& operator=(const FdChannel&) = delete;
@@ -63,7 +63,7 @@ class FdChannel {
   void cleanup();
 
   sdk::DeviceContext& ctx_;
-  RateLimitedLog& log_;
+  sdk::RateLimitedLog& log_;
   int in_fd_;
   int out_fd_;
   bool shared_fd_;

@@ -9,7 +9,7 @@
 #include <molt/sdk/device.hpp>
 
 #include "char_backend.hpp"
-#include "rate_limited_log.hpp"
+#include <molt/sdk/rate_limited_log.hpp>
 #include "uart.hpp"
 
 namespace molt::serial {

@@ -16,7 +16,7 @@
 
 #include "char_backend.hpp"
 #include "fd_channel.hpp"
-#include "rate_limited_log.hpp"
+#include <molt/sdk/rate_limited_log.hpp>
 
 namespace molt::serial {
 
@@ -162,7 +162,7 @@ class StdioBackend final : public CharBackend {
   StdinClaim claim_;
   FdSession in_session_;
   FdSession out_session_;
-  RateLimitedLog log_;
+  sdk::RateLimitedLog log_;
   Receiver receiver_;
   FdChannel channel_;
 };

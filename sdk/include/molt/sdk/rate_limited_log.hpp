@@ -1,3 +1,4 @@
+// Part of the SDK: every device logs guest misbehaviour through one of these.
 // Warnings about guest or peer behaviour, at most `burst` per interval so a
 // misbehaving guest cannot flood the host log. Suppressed messages are counted
 // and reported with the next one that gets through.
@@ -11,11 +12,11 @@
 
 #include <molt/sdk/device.hpp>
 
-namespace molt::serial {
+namespace molt::sdk {
 
 class RateLimitedLog {
  public:
-  RateLimitedLog(spdlog::logger& log, const sdk::Clock& clock, unsigned burst = 5,
+  RateLimitedLog(spdlog::logger& log, const Clock& clock, unsigned burst = 5,
                  std::uint64_t interval_ns = 10'000'000'000ull)
       : log_(log), clock_(clock), burst_(burst), interval_ns_(interval_ns) {}
 
@@ -50,7 +51,7 @@ class RateLimitedLog {
   }
 
   spdlog::logger& log_;
-  const sdk::Clock& clock_;
+  const Clock& clock_;
   unsigned burst_;
   std::uint64_t interval_ns_;
   bool started_ = false;
@@ -59,4 +60,4 @@ class RateLimitedLog {
   std::uint64_t suppressed_ = 0;
 };
 
-}  // namespace molt::serial
+}  // namespace molt::sdk
