@@ -26,6 +26,7 @@ class logger;
 namespace molt::sdk {
 
 class StateDescriptor;
+class PciBus;  // molt/sdk/pci.hpp
 
 // Port or MMIO access handlers. `offset` is relative to the claimed base;
 // `size` is 1, 2, 4 or 8 bytes. Reads of bytes a device does not decode
@@ -150,6 +151,9 @@ class DeviceContext {
   virtual std::unique_ptr<FdWatch> watch_fd(int fd, std::uint32_t events,
                                             std::function<void(std::uint32_t revents)> on_ready) = 0;
   virtual MachineControl& machine() = 0;
+  // The machine's PCI bus 0, where a PciFunction (molt/sdk/pci.hpp) plugs in.
+  // Throws sdk::Error on a machine without one.
+  virtual PciBus& pci_bus();
 };
 
 // What a device migrates: a descriptor bound to its plain State struct; or, for
