@@ -41,12 +41,24 @@ struct E820Entry {
   bool operator==(const E820Entry&) const = default;
 };
 
+// A PCI interrupt as the MP table describes it: INTx `pin` (1-4) of the
+// functions in `slot` of bus 0 reaches IOAPIC input `gsi` (level, active low).
+struct PciInterrupt {
+  unsigned slot = 0;
+  unsigned pin = 1;
+  unsigned gsi = 16;
+};
+struct PciBusInfo {
+  std::vector<PciInterrupt> interrupts;
+};
+
 struct BootConfig {
   std::filesystem::path kernel;
   std::optional<std::filesystem::path> initrd;
   std::string cmdline;
   std::vector<MemoryRegion> ram;
   unsigned vcpus = 1;  // processors listed in the MP table, APIC ids 0..vcpus-1
+  std::optional<PciBusInfo> pci;  // PCI bus 0 and its interrupts, for the MP table
 };
 
 enum class EntryMode { Protected32, Long64 };
@@ -92,8 +104,12 @@ std::vector<E820Entry> build_e820(const std::vector<MemoryRegion>& ram);
 // Writes an MP 1.4 floating pointer and configuration table (processors, ISA
 // bus, IOAPIC with id `vcpus`, ISA IRQ routing, LINT0/LINT1) at 0x9fc00 when it
 // fits in that 1 KiB, else at 0xf0000. Returns the floating pointer's address.
-// Throws BootError if vcpus is 0 or above 254, or RAM does not hold the table.
-std::uint64_t write_mp_table(sdk::GuestMemory& memory, unsigned vcpus);
+// With `pci`, PCI bus 0 is MP bus 0 (Linux matches MP bus ids to PCI bus
+// numbers), ISA becomes bus 1, and each PCI interrupt gets an I/O interrupt
+// entry. Throws BootError if vcpus is 0 or above 254, a PCI interrupt is out of
+// range, or RAM does not hold the table.
+std::uint64_t write_mp_table(sdk::GuestMemory& memory, unsigned vcpus,
+                             const std::optional<PciBusInfo>& pci = std::nullopt);
 
 // Loads config.kernel (PVH ELF or bzImage) and everything it needs.
 BootResult load_kernel(sdk::GuestMemory& memory, const BootConfig& config);

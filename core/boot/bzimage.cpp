@@ -162,7 +162,7 @@ BootResult load_bzimage(sdk::GuestMemory& memory, const BootConfig& config, cons
   write_identity_page_tables(memory);
   write_gdt(memory);
   write_bios_data_area(memory);
-  result.mp_table_addr = write_mp_table(memory, config.vcpus);
+  result.mp_table_addr = write_mp_table(memory, config.vcpus, config.pci);
   result.bsp = long64_entry(load_addr + kEntry64Offset, kBootParamsAddr);
   return result;
 }

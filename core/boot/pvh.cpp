@@ -200,7 +200,7 @@ BootResult load_pvh(sdk::GuestMemory& memory, const BootConfig& config, const Im
   result.initrd_addr = initrd.addr;
   result.initrd_size = initrd.size;
   write_start_info(memory, result.e820, initrd);
-  result.mp_table_addr = write_mp_table(memory, config.vcpus);
+  result.mp_table_addr = write_mp_table(memory, config.vcpus, config.pci);
   write_gdt(memory);
   write_bios_data_area(memory);
   result.bsp = protected32_entry(entry, kStartInfoAddr);

@@ -133,5 +133,61 @@ TEST(MpTableLarge, RefusesRamThatDoesNotReachTheTable) {
   EXPECT_THROW(write_mp_table(memory, 1), BootError);
 }
 
+TEST(MpTablePci, PciIsBusZeroAndEachInterruptIsLevelActiveLow) {
+  FakeGuestMemory memory(1 << 20);
+  const PciBusInfo pci{{{1, 1, 16}, {3, 1, 18}, {3, 2, 19}, {5, 4, 16}}};
+  const auto floating = write_mp_table(memory, 2, pci);
+  const ParsedTable t = parse(memory, floating);
+  ASSERT_EQ(t.count(1), 2u);
+  const Bytes& pci_bus = t.entries[2];
+  const Bytes& isa_bus = t.entries[3];
+  EXPECT_EQ(pci_bus[1], 0) << "Linux matches MP bus ids with PCI bus numbers";
+  EXPECT_EQ(std::string(pci_bus.begin() + 2, pci_bus.end()), "PCI   ");
+  EXPECT_EQ(isa_bus[1], 1);
+  EXPECT_EQ(std::string(isa_bus.begin() + 2, isa_bus.end()), "ISA   ");
+  ASSERT_EQ(t.count(3), 16u + 4u);
+  std::vector<Bytes> pci_entries;
+  for (const Bytes& e : t.entries) {
+    if (e[0] != 3) continue;
+    if (e[4] == 0) pci_entries.push_back(e);
+    else EXPECT_EQ(e[4], 1) << "ISA interrupts name the ISA bus";
+  }
+  ASSERT_EQ(pci_entries.size(), 4u);
+  const unsigned expected[4][2] = {{(1 << 2) | 0, 16}, {(3 << 2) | 0, 18}, {(3 << 2) | 1, 19}, {(5 << 2) | 3, 16}};
+  for (unsigned i = 0; i < 4; ++i) {
+    const Bytes& e = pci_entries[i];
+    EXPECT_EQ(e[1], 0) << "INT";
+    EXPECT_EQ(test::get_le(e, 2, 2), 0xfu) << "level-triggered, active low";
+    EXPECT_EQ(e[5], expected[i][0]) << "slot << 2 | (pin - 1)";
+    EXPECT_EQ(e[6], 2) << "the IOAPIC's id";
+    EXPECT_EQ(e[7], expected[i][1]);
+  }
+}
+
+TEST(MpTablePci, AnEmptyPciBusStillHasItsBusEntry) {
+  FakeGuestMemory memory(1 << 20);
+  const ParsedTable t = parse(memory, write_mp_table(memory, 1, PciBusInfo{}));
+  EXPECT_EQ(t.count(1), 2u);
+  EXPECT_EQ(t.count(3), 16u);
+}
+
+TEST(MpTablePci, RefusesInterruptsItCannotDescribe) {
+  FakeGuestMemory memory(1 << 20);
+  EXPECT_THROW(write_mp_table(memory, 1, PciBusInfo{{{32, 1, 16}}}), BootError);
+  EXPECT_THROW(write_mp_table(memory, 1, PciBusInfo{{{1, 0, 16}}}), BootError);
+  EXPECT_THROW(write_mp_table(memory, 1, PciBusInfo{{{1, 5, 16}}}), BootError);
+  EXPECT_THROW(write_mp_table(memory, 1, PciBusInfo{{{1, 1, 24}}}), BootError);
+}
+
+TEST(MpTablePci, AFullBusMovesTheTableToTheBiosArea) {
+  FakeGuestMemory memory(1 << 20);
+  PciBusInfo pci;
+  for (unsigned slot = 0; slot < 32; ++slot)
+    for (unsigned pin = 1; pin <= 4; ++pin) pci.interrupts.push_back({slot, pin, 16 + ((slot + pin - 1) & 3)});
+  const auto floating = write_mp_table(memory, 1, pci);
+  EXPECT_EQ(floating, 0xf0000u);
+  EXPECT_EQ(parse(memory, floating).count(3), 16u + 128u);
+}
+
 }  // namespace
 }  // namespace molt::core::boot
