@@ -104,6 +104,30 @@ std::unique_ptr<sdk::IoRegion> DeviceHost::map_mmio(std::uint64_t base, std::uin
   return map_on(buses_.mmio, base, length, std::move(ops));
 }
 
+// The device's view of PCI bus 0: config handlers run under the device's lock.
+class DeviceHost::PciPort final : public sdk::PciBus {
+ public:
+  PciPort(DeviceHost& host, pci::PciHost& bus) : host_(host), bus_(bus) {}
+  sdk::PciAttachment attach(const sdk::PciPlacement& where, std::uint8_t pin, sdk::IoOps config) override {
+    return bus_.attach(where, pin, host_.serialised(std::move(config)), host_.id_);
+  }
+  void detach(sdk::PciAddress address) override { bus_.detach(address); }
+  void route_pirq(unsigned pirq, std::optional<unsigned> isa_irq) override { bus_.route_pirq(pirq, isa_irq); }
+  void claim_reset_control(sdk::IoOps ops) override {
+    bus_.claim_reset_control(host_.serialised(std::move(ops)), host_.id_);
+  }
+
+ private:
+  DeviceHost& host_;
+  pci::PciHost& bus_;
+};
+
+sdk::PciBus& DeviceHost::pci_bus() {
+  if (!buses_.pci) return sdk::DeviceContext::pci_bus();
+  if (!pci_port_) pci_port_ = std::make_unique<PciPort>(*this, *buses_.pci);
+  return *pci_port_;
+}
+
 void DeviceHost::signal_msi(std::uint64_t address, std::uint32_t data) {
   if (!buses_.vm.signal_msi(address, data)) logger_->debug("MSI to {:#x} data {:#x} was not delivered", address, data);
 }

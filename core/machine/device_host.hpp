@@ -14,6 +14,7 @@
 #include "core/io/io_bus.hpp"
 #include "core/io/irq_router.hpp"
 #include "core/kvm/kvm.hpp"
+#include "core/pci/pci_host.hpp"
 
 namespace molt::core::machine {
 
@@ -27,6 +28,7 @@ struct Buses {
   io::EventLoop& loop;
   const sdk::Clock& clock;
   sdk::MachineControl& control;
+  pci::PciHost* pci = nullptr;  // nullptr: the machine has no PCI bus
 };
 
 class DeviceHost final : public sdk::DeviceContext {
@@ -58,8 +60,10 @@ class DeviceHost final : public sdk::DeviceContext {
   std::unique_ptr<sdk::FdWatch> watch_fd(int fd, std::uint32_t events,
                                          std::function<void(std::uint32_t)> on_ready) override;
   sdk::MachineControl& machine() override { return buses_.control; }
+  sdk::PciBus& pci_bus() override;
 
  private:
+  class PciPort;
   sdk::IoOps serialised(sdk::IoOps ops);
   std::unique_ptr<sdk::IoRegion> map_on(io::IoBus& bus, std::uint64_t base, std::uint64_t length, sdk::IoOps ops);
 
@@ -70,6 +74,7 @@ class DeviceHost final : public sdk::DeviceContext {
   Buses buses_;
   std::shared_ptr<spdlog::logger> logger_;
   std::mutex mutex_;
+  std::unique_ptr<sdk::PciBus> pci_port_;
   std::unique_ptr<sdk::Device> device_;
 };
 

@@ -262,7 +262,8 @@ Machine::~Machine() {
 }
 
 void Machine::create_devices(const MachineConfig& config) {
-  const Buses buses{vm_, info_, ports_, mmio_, irqs_, *ram_, loop_, clock_, *this};
+  pci_ = std::make_unique<pci::PciHost>(ports_, [this](unsigned gsi) -> sdk::IrqLine& { return irqs_.claim(gsi, "pci"); });
+  const Buses buses{vm_, info_, ports_, mmio_, irqs_, *ram_, loop_, clock_, *this, pci_.get()};
   for (const DeviceSpec& spec : config.devices) {
     devices_.push_back(std::make_unique<DeviceHost>(spec.id, *spec.type, spec.plugin, spec.properties, buses));
     devices_.back()->create_and_realize();
@@ -279,6 +280,9 @@ void Machine::load_guest(const MachineConfig& config) {
   boot_config.initrd = config.initrd;
   boot_config.cmdline = config.cmdline;
   boot_config.vcpus = config.vcpus;
+  boot_config.pci.emplace();
+  for (const pci::PciHost::InterruptSource& s : pci_->interrupt_sources())
+    boot_config.pci->interrupts.push_back(boot::PciInterrupt{s.slot, s.pin, s.gsi});
   for (const memory::RamRegion& r : ram_->regions()) boot_config.ram.push_back(boot::MemoryRegion{r.gpa, r.size});
   const boot::BootResult booted = boot::load_kernel(*ram_, boot_config);
   log_->info("kernel {} loaded as {}; MP table at {:#x}", config.kernel.string(), booted.kernel_kind,

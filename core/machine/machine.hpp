@@ -22,6 +22,7 @@
 #include "core/kvm/kvm.hpp"
 #include "core/machine/device_host.hpp"
 #include "core/memory/guest_ram.hpp"
+#include "core/pci/pci_host.hpp"
 
 namespace molt::core::machine {
 
@@ -68,6 +69,7 @@ class Machine final : public sdk::MachineControl {
   memory::GuestRam& ram() { return *ram_; }
   const std::vector<std::unique_ptr<DeviceHost>>& devices() const { return devices_; }
   const sdk::MachineInfo& info() const { return info_; }
+  pci::PciHost& pci() { return *pci_; }
 
  private:
   class VcpuRunner;
@@ -87,6 +89,7 @@ class Machine final : public sdk::MachineControl {
   io::IoBus ports_{"port"};
   io::IoBus mmio_{"MMIO"};
   io::IrqRouter irqs_;
+  std::unique_ptr<pci::PciHost> pci_;  // PCI bus 0 and its config mechanism
   std::vector<std::unique_ptr<DeviceHost>> devices_;
   std::vector<std::unique_ptr<VcpuRunner>> vcpus_;
 
