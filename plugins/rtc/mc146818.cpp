@@ -23,9 +23,9 @@ bool alarm_matches(std::uint8_t alarm, std::uint8_t value) {
   return (alarm & kAlarmDontCare) == kAlarmDontCare || alarm == value;
 }
 
-// IRQF = PF.PIE + AF.AIE + UF.UIE: each enable bit sits two places left of its flag.
+// IRQF = PF.PIE + AF.AIE + UF.UIE: each enable bit of B sits where its flag sits in C.
 bool irq_flag_due(std::uint8_t reg_b, std::uint8_t reg_c) {
-  return ((reg_c & kCFlags) & ((reg_b >> 2) & kCFlags)) != 0;
+  return (reg_c & reg_b & kCFlags) != 0;
 }
 
 constexpr std::int64_t kMaxCatchUpNs = std::int64_t{10} * 366 * kSecondsPerDay * kNsPerSecond;

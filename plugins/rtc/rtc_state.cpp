@@ -14,9 +14,8 @@ std::string hex_byte(unsigned value) {
 }
 
 std::uint8_t irq_flag_for(std::uint8_t reg_b, std::uint8_t reg_c) {
-  // IRQF = PF.PIE + AF.AIE + UF.UIE: the enable bits sit two places left of
-  // their flags.
-  return ((reg_c & kCFlags) & ((reg_b >> 2) & kCFlags)) != 0 ? kCIrqFlag : 0;
+  // IRQF = PF.PIE + AF.AIE + UF.UIE: each enable bit of B sits where its flag sits in C.
+  return (reg_c & reg_b & kCFlags) != 0 ? kCIrqFlag : 0;
 }
 
 }  // namespace
