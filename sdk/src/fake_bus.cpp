@@ -209,6 +209,7 @@ class FakeContext final : public DeviceContext {
     return std::make_unique<FakeFdWatch>(machine_, fd, events, std::move(cb));
   }
   MachineControl& machine() override { return machine_; }
+  PciBus& pci_bus() override { return machine_.pci_; }
 
  private:
   FakeMachine& machine_;
@@ -241,6 +242,107 @@ bool FakeMachine::fire_fd(int fd, std::uint32_t revents) {
 std::uint32_t FakeMachine::watched_events(int fd) const {
   auto it = watches_.find(fd);
   return it == watches_.end() ? 0 : it->second->events();
+}
+
+class FakePciBus::Intx final : public IrqLine {
+ public:
+  Intx(FakePciBus& bus, unsigned pirq) : bus_(bus), pirq_(pirq) {}
+  void set_level(bool asserted) override {
+    if (asserted == level_) return;
+    level_ = asserted;
+    bus_.change(pirq_, asserted ? 1 : -1);
+  }
+  void pulse() override {
+    if (level_) return;
+    set_level(true);
+    set_level(false);
+  }
+  unsigned gsi() const override { return 16 + pirq_; }
+
+ private:
+  FakePciBus& bus_;
+  unsigned pirq_;
+  bool level_ = false;
+};
+
+PciAttachment FakePciBus::attach(const PciPlacement& where, std::uint8_t interrupt_pin, IoOps config) {
+  if (interrupt_pin > 4 || where.function >= kPciFunctions) throw Error("no such PCI pin or function");
+  unsigned slot = 0;
+  if (where.slot) {
+    slot = *where.slot;
+    if (slot >= kPciSlots) throw Error("no such PCI slot");
+  } else {
+    const auto used = [this](unsigned s) {
+      for (unsigned f = 0; f < kPciFunctions; ++f) {
+        if (functions_.count(s * 8 + f)) return true;
+      }
+      return false;
+    };
+    while (slot < kPciSlots && used(slot)) ++slot;
+    if (slot == kPciSlots) throw Error("every PCI slot is taken");
+  }
+  const PciAddress address{slot, where.function};
+  if (functions_.count(address.devfn())) throw Error("PCI slot.function taken");
+  functions_[address.devfn()] = std::move(config);
+  IrqLine* line = nullptr;
+  if (interrupt_pin != 0) {
+    auto& intx = intx_[address.devfn()];
+    intx = std::make_unique<Intx>(*this, (slot + interrupt_pin - 1) & 3);
+    line = intx.get();
+  }
+  return PciAttachment{address, line};
+}
+
+void FakePciBus::detach(PciAddress address) {
+  functions_.erase(address.devfn());
+  if (auto it = intx_.find(address.devfn()); it != intx_.end()) {
+    it->second->set_level(false);
+    intx_.erase(it);
+  }
+}
+
+void FakePciBus::change(unsigned pirq, int delta) {
+  asserted_[pirq] += delta;
+  machine_.irq(16 + pirq).set_level(asserted_[pirq] != 0);
+  if (routes_[pirq]) machine_.irq(*routes_[pirq]).set_level(asserted_[pirq] != 0);
+}
+
+void FakePciBus::route_pirq(unsigned pirq, std::optional<unsigned> isa_irq) {
+  if (pirq >= 4) return;
+  if (routes_[pirq]) machine_.irq(*routes_[pirq]).set_level(false);
+  routes_[pirq] = isa_irq;
+  if (isa_irq) machine_.irq(*isa_irq).set_level(asserted_[pirq] != 0);
+}
+
+void FakePciBus::claim_reset_control(IoOps ops) {
+  if (reset_control_) throw Error("port 0xcf9 is claimed already");
+  reset_control_ = std::move(ops);
+}
+
+bool FakePciBus::present(unsigned slot, unsigned function) const {
+  return slot < kPciSlots && function < kPciFunctions && functions_.count(slot * 8 + function) != 0;
+}
+
+std::uint32_t FakePciBus::config_read(unsigned slot, unsigned function, std::uint16_t offset, unsigned size) {
+  const std::uint32_t ones = size >= 4 ? 0xffffffffu : (1u << (8 * size)) - 1;
+  if (!present(slot, function)) return ones;
+  const IoOps& ops = functions_.at(slot * 8 + function);
+  return ops.read ? static_cast<std::uint32_t>(ops.read(offset, size)) & ones : ones;
+}
+
+void FakePciBus::config_write(unsigned slot, unsigned function, std::uint16_t offset, unsigned size,
+                              std::uint32_t value) {
+  if (!present(slot, function)) return;
+  const IoOps& ops = functions_.at(slot * 8 + function);
+  if (ops.write) ops.write(offset, size, value);
+}
+
+std::uint8_t FakePciBus::reset_control_read() {
+  return reset_control_ && reset_control_->read ? static_cast<std::uint8_t>(reset_control_->read(0, 1)) : 0xff;
+}
+
+void FakePciBus::reset_control_write(std::uint8_t value) {
+  if (reset_control_ && reset_control_->write) reset_control_->write(0, 1, value);
 }
 
 }  // namespace molt::sdk::testing

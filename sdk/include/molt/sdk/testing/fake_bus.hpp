@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <array>
 #include <functional>
 #include <map>
 #include <memory>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include <molt/sdk/device.hpp>
+#include <molt/sdk/pci.hpp>
 
 namespace molt::sdk::testing {
 
@@ -120,6 +122,39 @@ class FakeBus {
 };
 
 class FakeFdWatch;
+class FakeMachine;
+
+// PCI bus 0 as the core routes it: INTx of slot S pin P drives GSI
+// 16 + ((S + P - 1) & 3), wire-ORed with the other functions on that PIRQ.
+// Tests access config space directly (as configuration mechanism #1 would).
+class FakePciBus final : public PciBus {
+ public:
+  explicit FakePciBus(FakeMachine& machine) : machine_(machine) {}
+  PciAttachment attach(const PciPlacement& where, std::uint8_t interrupt_pin, IoOps config) override;
+  void detach(PciAddress address) override;
+  void route_pirq(unsigned pirq, std::optional<unsigned> isa_irq) override;
+  void claim_reset_control(IoOps ops) override;
+
+  // All ones where no function is attached, as a master abort reads.
+  std::uint32_t config_read(unsigned slot, unsigned function, std::uint16_t offset, unsigned size);
+  void config_write(unsigned slot, unsigned function, std::uint16_t offset, unsigned size, std::uint32_t value);
+  bool present(unsigned slot, unsigned function) const;
+  // The last PIC-mode route set for PIRQ 0-3 (empty: disabled or never set).
+  std::optional<unsigned> pirq_route(unsigned pirq) const { return pirq < 4 ? routes_[pirq] : std::nullopt; }
+  // Port 0xCF9, as the core forwards it (all ones when unclaimed).
+  std::uint8_t reset_control_read();
+  void reset_control_write(std::uint8_t value);
+
+ private:
+  class Intx;
+  void change(unsigned pirq, int delta);
+  FakeMachine& machine_;
+  std::map<unsigned, IoOps> functions_;  // by devfn
+  std::map<unsigned, std::unique_ptr<Intx>> intx_;
+  std::array<int, 4> asserted_{};
+  std::array<std::optional<unsigned>, 4> routes_{};
+  std::optional<IoOps> reset_control_;
+};
 
 class FakeMachine final : public MachineControl {
  public:
@@ -133,6 +168,7 @@ class FakeMachine final : public MachineControl {
   FakeClock& clock() { return clock_; }
   FakeGuestMemory& memory() { return memory_; }
   FakeIrqLine& irq(unsigned gsi);
+  FakePciBus& pci() { return pci_; }
 
   // Calls the watch callback of `fd` as the event loop would (revents given).
   // Returns false when nothing watches that fd.
@@ -154,6 +190,7 @@ class FakeMachine final : public MachineControl {
   friend class FakeContext;
   friend class FakeFdWatch;
   FakeBus bus_;
+  FakePciBus pci_{*this};
   FakeClock clock_;
   FakeGuestMemory memory_;
   std::map<unsigned, std::unique_ptr<FakeIrqLine>> irqs_;
