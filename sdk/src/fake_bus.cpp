@@ -265,6 +265,9 @@ class FakePciBus::Intx final : public IrqLine {
   bool level_ = false;
 };
 
+FakePciBus::FakePciBus(FakeMachine& machine) : machine_(machine) {}
+FakePciBus::~FakePciBus() = default;
+
 PciAttachment FakePciBus::attach(const PciPlacement& where, std::uint8_t interrupt_pin, IoOps config) {
   if (interrupt_pin > 4 || where.function >= kPciFunctions) throw Error("no such PCI pin or function");
   unsigned slot = 0;

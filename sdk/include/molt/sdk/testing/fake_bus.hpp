@@ -129,7 +129,8 @@ class FakeMachine;
 // Tests access config space directly (as configuration mechanism #1 would).
 class FakePciBus final : public PciBus {
  public:
-  explicit FakePciBus(FakeMachine& machine) : machine_(machine) {}
+  explicit FakePciBus(FakeMachine& machine);
+  ~FakePciBus() override;
   PciAttachment attach(const PciPlacement& where, std::uint8_t interrupt_pin, IoOps config) override;
   void detach(PciAddress address) override;
   void route_pirq(unsigned pirq, std::optional<unsigned> isa_irq) override;
