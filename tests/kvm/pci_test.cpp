@@ -1,0 +1,62 @@
+// The `pci` test-guest scenario enumerates bus 0 through 0xCF8/0xCFC; the
+// functions it lists must be exactly the chipset the machine file names.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include "molt_process.hpp"
+
+namespace molt::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A pc machine with the i440FX host bridge and the PIIX3 ISA bridge, written
+// next to the build so the test does not depend on machines/*.json contents.
+std::string write_machine_file() {
+  const std::filesystem::path path =
+      std::filesystem::temp_directory_path() / ("molt-pci-test-" + std::to_string(::getpid()) + ".json");
+  std::ofstream out(path);
+  out << R"({
+  "machine": "molt-pc",
+  "vcpus": 1,
+  "memory": { "size": "128M" },
+  "kernel": { "path": ")" << testguest_elf() << R"(", "cmdline": "pci" },
+  "devices": [
+    { "id": "com1", "type": "serial-16550a", "properties": { "backend": "stdio" } },
+    { "id": "exit", "type": "debug-exit" },
+    { "id": "host", "type": "i440fx-host" },
+    { "id": "isa", "type": "piix3-isa" }
+  ]
+})";
+  return path.string();
+}
+
+TEST(PciScenario, ListsTheHostBridgeAndIsaBridgeOfTheMachine) {
+  if (!kvm_available()) GTEST_SKIP() << "SKIPPED: /dev/kvm is not available on this host; KVM tests need it";
+  const std::string machine = write_machine_file();
+  const Finished run = run_molt({"run", machine}, 60s);
+  std::filesystem::remove(machine);
+  ASSERT_EQ(run.status, 1) << run.console << run.errors;
+
+  std::vector<std::string> listed;
+  const std::regex pci_line(R"(^@pci dev=.*$)");
+  std::istringstream lines(run.console);
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (std::regex_match(line, pci_line)) listed.push_back(line);
+  }
+  const std::vector<std::string> expected = {
+      "@pci dev=00:00.0 id=8086:1237 rev=0x02 class=0x060000 header=0x00 irq_pin=0 irq_line=0",
+      "@pci dev=00:01.0 id=8086:7000 rev=0x00 class=0x060100 header=0x80 irq_pin=0 irq_line=0",
+  };
+  EXPECT_EQ(listed, expected) << run.console;
+  EXPECT_NE(run.console.find("@pci-done count=2"), std::string::npos) << run.console;
+}
+
+}  // namespace
+}  // namespace molt::test
