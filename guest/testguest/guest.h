@@ -131,6 +131,7 @@ extern char image_start[], image_end[];
 /* ---- scenarios ---- */
 int scenario_memtest(int argc, char** argv);
 int scenario_cpus(int argc, char** argv);
+int scenario_ide(int argc, char** argv);
 int scenario_pci(int argc, char** argv);
 
 #endif

@@ -149,6 +149,8 @@ NORETURN void user_entry(uint64_t start_info_paddr, uint32_t tsc_lo, uint32_t ts
     status = scenario_cpus(argc, argv);
   } else if (strcmp(argv[0], "pci") == 0) {
     status = scenario_pci(argc, argv);
+  } else if (strcmp(argv[0], "ide") == 0) {
+    status = scenario_ide(argc, argv);
   } else if (strcmp(argv[0], "portio") == 0) {
     status = scenario_portio();
   } else {
