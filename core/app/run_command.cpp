@@ -27,6 +27,9 @@ using machine::MachineDescription;
 void add_run_options(CLI::App& cmd, RunOptions& o) {
   cmd.add_option("machine", o.machine_file, "Machine description (JSON), e.g. machines/default.json")->required();
   cmd.add_option("--kernel", o.kernel, "Kernel to boot instead of the file's (PVH ELF or bzImage)");
+  cmd.add_option(
+      "--firmware,--bios", o.firmware,
+      "BIOS image to boot from the reset vector instead of the file's, e.g. /usr/share/seabios/bios.bin");
   cmd.add_option("--initrd", o.initrd, "Initial ramdisk instead of the file's");
   cmd.add_option("--cmdline,--append", o.cmdline, "Kernel command line instead of the file's");
   cmd.add_option("--memory,-m", o.memory, "Guest RAM instead of the file's: 512M, 2G, or bytes");
@@ -39,6 +42,7 @@ namespace {
 // Command-line overrides, checked as strictly as the file itself.
 void apply_overrides(const RunOptions& o, MachineDescription& d, const machine::HostLimits& limits) {
   if (o.kernel) d.kernel.path = fs::absolute(*o.kernel).lexically_normal();
+  if (o.firmware) d.firmware = machine::FirmwareConfig{fs::absolute(*o.firmware).lexically_normal()};
   if (o.initrd) d.kernel.initrd = fs::absolute(*o.initrd).lexically_normal();
   if (o.cmdline) d.kernel.cmdline = *o.cmdline;
   if (o.vcpus) {
@@ -76,6 +80,7 @@ machine::MachineConfig to_config(const MachineDescription& d, const plugin::Regi
   config.kernel = d.kernel.path;
   config.initrd = d.kernel.initrd;
   config.cmdline = d.kernel.cmdline;
+  if (d.firmware) config.firmware = d.firmware->path;
   for (machine::ResolvedDevice& r : machine::resolve_devices(d, registry.types(), type.compat)) {
     config.devices.push_back(machine::DeviceSpec{r.config->id, r.type, registry.plugin_of(r.type->name)->name,
                                                  std::move(r.properties)});

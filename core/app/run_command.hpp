@@ -17,6 +17,7 @@ namespace molt::core::app {
 struct RunOptions {
   std::string machine_file;
   std::optional<std::string> kernel;
+  std::optional<std::string> firmware;
   std::optional<std::string> initrd;
   std::optional<std::string> cmdline;
   std::optional<std::string> memory;

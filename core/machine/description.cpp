@@ -108,6 +108,14 @@ KernelConfig read_kernel(const json::value& value, const Location& where, const 
   return config;
 }
 
+FirmwareConfig read_firmware(const json::value& value, const Location& where,
+                             const std::filesystem::path& base) {
+  const ObjectReader firmware(value, where, "the firmware settings", {"path"});
+  return FirmwareConfig{json_read::read_path(
+      firmware.required("path", "the BIOS image to boot, e.g. \"/usr/share/seabios/bios.bin\""),
+      firmware.at("path"), base)};
+}
+
 std::vector<std::filesystem::path> read_plugin_dirs(const json::value& value, const Location& where,
                                                     const std::filesystem::path& base) {
   if (!value.is_array())
@@ -216,9 +224,9 @@ std::string format_size(std::uint64_t bytes) {
 MachineDescription parse_machine(std::string_view json_text, const std::filesystem::path& origin,
                                  const HostLimits& limits) {
   const json::value root = json_read::parse_strict(json_text, origin);
-  const ObjectReader top(
-      root, Location{origin, "$"}, "a machine description",
-      {"$schema", "machine", "vcpus", "memory", "kernel", "plugin_dirs", "api_socket", "devices"});
+  const ObjectReader top(root, Location{origin, "$"}, "a machine description",
+                         {"$schema", "machine", "vcpus", "memory", "kernel", "firmware", "plugin_dirs",
+                          "api_socket", "devices"});
   const std::filesystem::path base = base_directory(origin);
   MachineDescription desc;
   desc.source = origin;
@@ -230,8 +238,16 @@ MachineDescription parse_machine(std::string_view json_text, const std::filesyst
   }
   read_memory(top.required("memory", "an object such as {\"size\": \"256M\"}"), top.at("memory"), limits,
               desc);
-  desc.kernel = read_kernel(top.required("kernel", "an object such as {\"path\": \"vmlinux\"}"),
-                            top.at("kernel"), base);
+  if (const auto* firmware = top.optional("firmware"))
+    desc.firmware = read_firmware(*firmware, top.at("firmware"), base);
+  // With firmware the kernel is optional: the firmware boots from a disk, or
+  // loads the kernel it is given through fw_cfg.
+  if (const auto* kernel = top.optional("kernel")) {
+    desc.kernel = read_kernel(*kernel, top.at("kernel"), base);
+  } else if (!desc.firmware) {
+    top.required("kernel",
+                 "an object such as {\"path\": \"vmlinux\"}; or give a \"firmware\" to boot instead");
+  }
   if (const auto* dirs = top.optional("plugin_dirs"))
     desc.plugin_dirs = read_plugin_dirs(*dirs, top.at("plugin_dirs"), base);
   if (const auto* socket = top.optional("api_socket"))

@@ -61,6 +61,11 @@ struct KernelConfig {
   std::string cmdline;
 };
 
+// A BIOS image booted from the reset vector (docs/firmware.md).
+struct FirmwareConfig {
+  std::filesystem::path path;  // absolute, lexically normal
+};
+
 struct DeviceConfig {
   std::string id;
   std::string type;
@@ -76,7 +81,8 @@ struct MachineDescription {
   unsigned vcpus = 1;
   std::uint64_t memory_size = 0;  // bytes, a non-zero multiple of 4 KiB
   MemoryBackend memory_backend = MemoryBackend::Memfd;
-  KernelConfig kernel;
+  KernelConfig kernel;  // path empty when only firmware is given
+  std::optional<FirmwareConfig> firmware;
   std::vector<std::filesystem::path> plugin_dirs;  // absolute, in file order
   std::optional<std::filesystem::path> api_socket;
   std::vector<DeviceConfig> devices;  // in file order; ids unique

@@ -235,6 +235,7 @@ Machine::Machine(const MachineConfig& config)
   std::uint32_t slot = 0;
   for (const memory::RamRegion& r : ram_->regions()) vm_.set_user_memory_region(slot++, r.gpa, r.size, r.host());
   describe(config);
+  map_firmware(config);
   create_devices(config);
   load_guest(config);
 }
@@ -252,6 +253,38 @@ void Machine::describe(const MachineConfig& config) {
   info_.kernel_path = config.kernel.string();
   info_.initrd_path = config.initrd ? config.initrd->string() : "";
   info_.cmdline = config.cmdline;
+  info_.firmware_path = config.firmware ? config.firmware->string() : "";
+}
+
+void Machine::map_firmware(const MachineConfig& config) {
+  if (!config.firmware) return;
+  firmware_.emplace(*config.firmware);
+  const bool read_only = system_.check_extension(KVM_CAP_READONLY_MEM) > 0;
+  const auto slot = static_cast<std::uint32_t>(ram_->regions().size());
+  vm_.set_user_memory_region(slot, firmware_->base(), firmware_->size(), firmware_->host(),
+                             read_only ? KVM_MEM_READONLY : 0);
+  if (!read_only) log_->warn("this KVM has no read-only memory slots: the firmware ROM is writable RAM here");
+  // Claimed on the MMIO bus too, so no device's BAR can be placed over the
+  // ROM. Reads are served by the slot; writes to a read-only slot exit to here
+  // and are dropped, as a ROM ignores them.
+  sdk::IoOps ops;
+  ops.read = [rom = firmware_->bytes()](std::uint64_t offset, unsigned size) {
+    std::uint64_t value = 0;
+    if (offset < rom.size() && size <= rom.size() - offset) std::memcpy(&value, rom.data() + offset, size);
+    return value;
+  };
+  ops.write = [](std::uint64_t, unsigned, std::uint64_t) {};
+  mmio_.add(firmware_->base(), firmware_->size(), std::move(ops), "firmware");
+  log_->info("firmware {} ({} KiB) mapped at {:#x}{}", config.firmware->string(), firmware_->size() >> 10,
+             firmware_->base(), read_only ? " read-only" : "");
+}
+
+boot::CpuEntryState Machine::start_firmware() {
+  boot::write_bios_shadow(*ram_, *firmware_);
+  log_->info("booting firmware at the reset vector; its last {} KiB are also at {:#x}",
+             std::min(firmware_->size(), boot::kBiosShadowSize) >> 10,
+             boot::kBiosShadowBase + boot::kBiosShadowSize - std::min(firmware_->size(), boot::kBiosShadowSize));
+  return boot::reset_vector_entry();
 }
 
 Machine::~Machine() {
@@ -274,7 +307,7 @@ void Machine::create_devices(const MachineConfig& config) {
   }
 }
 
-void Machine::load_guest(const MachineConfig& config) {
+boot::CpuEntryState Machine::load_kernel(const MachineConfig& config) {
   boot::BootConfig boot_config;
   boot_config.kernel = config.kernel;
   boot_config.initrd = config.initrd;
@@ -287,6 +320,12 @@ void Machine::load_guest(const MachineConfig& config) {
   const boot::BootResult booted = boot::load_kernel(*ram_, boot_config);
   log_->info("kernel {} loaded as {}; MP table at {:#x}", config.kernel.string(), booted.kernel_kind,
              booted.mp_table_addr);
+  return booted.bsp;
+}
+
+void Machine::load_guest(const MachineConfig& config) {
+  // With firmware, a kernel in the description is the firmware's to load (fw_cfg carries it).
+  const boot::CpuEntryState bsp_entry = firmware_ ? start_firmware() : load_kernel(config);
 
   const kvm::CpuidTable supported = system_.supported_cpuid();
   const std::vector<std::uint32_t> msrs = system_.msr_index_list();
@@ -296,7 +335,7 @@ void Machine::load_guest(const MachineConfig& config) {
     vcpu.set_cpuid(kvm::cpuid_for_vcpu(supported, i, config.vcpus));
     kvm::setup_vcpu_common(vcpu, msrs);
   }
-  set_entry_state(vcpus_.front()->vcpu(), booted.bsp);
+  set_entry_state(vcpus_.front()->vcpu(), bsp_entry);
 }
 
 ExitResult Machine::run() {

@@ -16,6 +16,7 @@
 #include <molt/sdk/device.hpp>
 #include <molt/sdk/plugin.hpp>
 
+#include "core/boot/firmware.hpp"
 #include "core/io/event_loop.hpp"
 #include "core/io/io_bus.hpp"
 #include "core/io/irq_router.hpp"
@@ -41,6 +42,9 @@ struct MachineConfig {
   std::filesystem::path kernel;
   std::optional<std::filesystem::path> initrd;
   std::string cmdline;
+  // A BIOS image (docs/firmware.md). With firmware the boot vCPU starts at the
+  // reset vector; a kernel, if also given, is left for the firmware to load.
+  std::optional<std::filesystem::path> firmware;
   std::vector<DeviceSpec> devices;
 };
 
@@ -76,6 +80,9 @@ class Machine final : public sdk::MachineControl {
   void describe(const MachineConfig& config);
   void create_devices(const MachineConfig& config);
   void load_guest(const MachineConfig& config);
+  boot::CpuEntryState load_kernel(const MachineConfig& config);
+  void map_firmware(const MachineConfig& config);
+  boot::CpuEntryState start_firmware();
   void finish(ExitResult result);
   void kick_all_vcpus();
 
@@ -83,6 +90,7 @@ class Machine final : public sdk::MachineControl {
   kvm::System system_;
   kvm::Vm vm_;
   std::unique_ptr<memory::GuestRam> ram_;
+  std::optional<boot::FirmwareRom> firmware_;
   sdk::MachineInfo info_;
   io::EventLoop loop_;
   io::HostClock clock_;

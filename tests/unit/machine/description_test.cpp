@@ -152,12 +152,13 @@ TEST(MachineDescriptionErrors, TopLevel) {
   EXPECT_EQ(
       error_of(with({"vcpu"}, 2)),
       "machines/x.json: $.vcpu: unknown field \"vcpu\"; the fields of a machine description are: $schema, "
-      "machine, vcpus, memory, kernel, plugin_dirs, api_socket, devices");
+      "machine, vcpus, memory, kernel, firmware, plugin_dirs, api_socket, devices");
   EXPECT_EQ(error_of(json::parse(R"({"kernel": {"path": "k"}})").as_object()),
             "machines/x.json: $: missing required field \"memory\" (an object such as {\"size\": \"256M\"})");
   EXPECT_EQ(
       error_of(json::parse(R"({"memory": {"size": 4096}})").as_object()),
-      "machines/x.json: $: missing required field \"kernel\" (an object such as {\"path\": \"vmlinux\"})");
+      "machines/x.json: $: missing required field \"kernel\" (an object such as {\"path\": \"vmlinux\"}; or give "
+      "a \"firmware\" to boot instead)");
   EXPECT_EQ(error_of(with({"machine"}, 7)),
             "machines/x.json: $.machine: expected a machine type name such as \"molt-pc\" or \"molt-pc-1.0\" "
             "(lower-case letters, digits, '-' and '.'), got 7");
@@ -494,6 +495,48 @@ TEST(FormatSize, PicksTheLargestExactUnit) {
   EXPECT_EQ(format_size(3ull << 30), "3G");
   EXPECT_EQ(format_size(1536ull << 20), "1536M");
   EXPECT_EQ(format_size(1ull << 40), "1T");
+}
+
+TEST(MachineDescriptionFirmware, FirmwareMakesTheKernelOptional) {
+  const auto desc = parse_machine(R"({"memory": {"size": "64M"}, "firmware": {"path": "../bios/bios.bin"}})",
+                                  "/srv/vm/machines/pc.json");
+  ASSERT_TRUE(desc.firmware);
+  EXPECT_EQ(desc.firmware->path, "/srv/vm/bios/bios.bin");
+  EXPECT_TRUE(desc.kernel.path.empty());
+}
+
+TEST(MachineDescriptionFirmware, FirmwareAndKernelTogether) {
+  auto doc = minimal();
+  doc["firmware"] = json::object{{"path", "/usr/share/seabios/bios.bin"}};
+  const auto desc = parse_machine(json::serialize(doc), kOrigin);
+  ASSERT_TRUE(desc.firmware);
+  EXPECT_EQ(desc.firmware->path, "/usr/share/seabios/bios.bin");
+  EXPECT_EQ(desc.kernel.path, fs::current_path() / "machines/guest.elf");
+}
+
+TEST(MachineDescriptionFirmware, NullFirmwareIsAbsent) {
+  EXPECT_FALSE(parse_machine(json::serialize(with({"firmware"}, nullptr)), kOrigin).firmware);
+  EXPECT_EQ(
+      error_of(R"({"memory": {"size": 4096}, "firmware": null})"),
+      "machines/x.json: $: missing required field \"kernel\" (an object such as {\"path\": \"vmlinux\"}; or "
+      "give a \"firmware\" to boot instead)");
+}
+
+TEST(MachineDescriptionFirmware, Errors) {
+  EXPECT_EQ(error_of(with({"firmware"}, "bios.bin")),
+            "machines/x.json: $.firmware: expected an object (the firmware settings), got \"bios.bin\"");
+  EXPECT_EQ(error_of(with({"firmware"}, json::object{})),
+            "machines/x.json: $.firmware: missing required field \"path\" (the BIOS image to boot, e.g. "
+            "\"/usr/share/seabios/bios.bin\")");
+  EXPECT_EQ(error_of(with({"firmware"}, json::object{{"path", ""}})),
+            "machines/x.json: $.firmware.path: expected a non-empty path string, got \"\"");
+  EXPECT_EQ(error_of(with({"firmware"}, json::object{{"path", "b"}, {"size", 1}})),
+            "machines/x.json: $.firmware.size: unknown field \"size\"; the fields of the firmware settings are: path");
+  // A firmware does not excuse a broken kernel section.
+  auto doc = with({"firmware"}, json::object{{"path", "b"}});
+  doc["kernel"] = json::object{};
+  EXPECT_EQ(error_of(doc),
+            "machines/x.json: $.kernel: missing required field \"path\" (the kernel image to boot)");
 }
 
 }  // namespace

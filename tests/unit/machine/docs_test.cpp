@@ -169,6 +169,8 @@ TEST(MachineSchema, FieldsMatchTheLoader) {
             fields_listed_for(R"({"memory": {"size": 4096, "x": 1}, "kernel": {"path": "k"}})"));
   EXPECT_EQ(keys_of(root.at("properties").at("kernel").at("properties")),
             fields_listed_for(R"({"memory": {"size": 4096}, "kernel": {"path": "k", "x": 1}})"));
+  EXPECT_EQ(keys_of(root.at("properties").at("firmware").at("properties")),
+            fields_listed_for(R"({"memory": {"size": 4096}, "firmware": {"path": "b", "x": 1}})"));
   EXPECT_EQ(
       keys_of(defs.at("device").at("properties")),
       fields_listed_for(R"({"memory": {"size": 4096}, "kernel": {"path": "k"}, "devices": [{"x": 1}]})"));
@@ -176,7 +178,13 @@ TEST(MachineSchema, FieldsMatchTheLoader) {
 
 TEST(MachineSchema, RequiredFieldsMatchTheLoader) {
   const auto root = schema();
-  EXPECT_EQ(json::serialize(root.at("required")), R"(["memory","kernel"])");
+  // kernel is required unless firmware is given: the schema says so with anyOf.
+  EXPECT_EQ(json::serialize(root.at("required")), R"(["memory"])");
+  EXPECT_EQ(
+      json::serialize(root.at("anyOf")),
+      R"([{"required":["kernel"]},{"required":["firmware"],"properties":{"firmware":{"type":"object"}}}])");
+  EXPECT_EQ(json::serialize(root.at("properties").at("firmware").at("required")), R"(["path"])");
+  EXPECT_NO_THROW(parse_machine(R"({"memory": {"size": 4096}, "firmware": {"path": "b"}})", ""));
   EXPECT_EQ(json::serialize(root.at("properties").at("memory").at("required")), R"(["size"])");
   EXPECT_EQ(json::serialize(root.at("properties").at("kernel").at("required")), R"(["path"])");
   EXPECT_EQ(json::serialize(root.at("$defs").at("device").at("required")), R"(["id","type"])");
