@@ -146,6 +146,8 @@ gp_entry:                       /* stack: error, rip, cs, rflags, rsp, ss */
 	je gp_wrmsr
 	cmpb $0xf4, (%rcx)
 	je gp_halt
+	cmpb $0xfb, (%rcx)
+	je gp_wait_irq
 	pop %rcx
 	push $13
 	jmp exc_common
@@ -169,6 +171,15 @@ gp_halt:
 	cli
 1:	hlt
 	jmp 1b
+/* A user-mode sti waits for one interrupt (irq.c): kvm_pvm delivers device
+ * interrupts to ring 0 with IF=1, not to ring 3, and sti itself raises #GP
+ * after a syscall entry. sti's shadow covers the hlt, so an interrupt already
+ * pending wakes it at once. */
+gp_wait_irq:
+	sti
+	hlt
+	cli
+	jmp gp_step1
 gp_step2:
 	incq 16(%rsp)
 gp_step1:
@@ -206,6 +217,24 @@ exc_common:
 	movq $0x2, 16(%rsp)
 	movq $fault_stack_top - 8, 24(%rsp)
 	movq $UDATA_SEL, 32(%rsp)
+	iretq
+
+/* ------------------------------------------------------------------------ */
+/* Device interrupts: three emulated instructions each. Count the vector for
+ * user mode (irq.c), end it at the LAPIC (EOI: any value written to its EOI
+ * register; movabs needs no scratch register), return. */
+	.balign IRQ_STUB_SIZE
+irq_stubs:
+	.set vec, 0
+	.rept IRQ_VECTOR_COUNT
+	incq irq_counts + vec * 8(%rip)
+	movabs %eax, LAPIC_BASE + LAPIC_EOI
+	iretq
+	.balign IRQ_STUB_SIZE
+	.set vec, vec + 1
+	.endr
+/* Spurious LAPIC interrupts take no EOI. */
+spurious_entry:
 	iretq
 
 /* ------------------------------------------------------------------------ */
@@ -290,7 +319,9 @@ tss_array:
 	.set cpu, cpu + 1
 	.endr
 
-/* IDT: exceptions 0-31 only; nothing else is ever raised (IF stays 0). */
+/* IDT: exceptions 0-31; device interrupts IRQ_VECTOR_BASE.. (irq.c routes
+ * them; user mode runs with IF=1 only while a scenario waits for them) and
+ * the LAPIC's spurious vector. */
 #define GATE(target, attr) \
 	.quad (ABS(target) & 0xffff) | (KCODE_SEL << 16) | ((attr) << 40) | ((ABS(target) >> 16 & 0xffff) << 48); \
 	.quad ABS(target) >> 32
@@ -305,7 +336,14 @@ idt:
 	.endif
 	.set vec, vec + 1
 	.endr
-	.fill (256 - 32) * 16, 1, 0
+	.fill (IRQ_VECTOR_BASE - 32) * 16, 1, 0
+	.set vec, 0
+	.rept IRQ_VECTOR_COUNT
+	GATE(irq_stubs + vec * IRQ_STUB_SIZE, 0x8e)
+	.set vec, vec + 1
+	.endr
+	.fill (SPURIOUS_VECTOR - IRQ_VECTOR_BASE - IRQ_VECTOR_COUNT) * 16, 1, 0
+	GATE(spurious_entry, 0x8e)
 idt_end:
 
 /* Page tables: identity map of 0..64 GiB with 2 MiB user pages; 3-4 GiB (the
@@ -345,5 +383,9 @@ bsp_user_stack_top:
 fault_stack:
 	.skip 8192
 fault_stack_top:
+	.balign 64
+	.globl irq_counts
+irq_counts:
+	.skip IRQ_VECTOR_COUNT * 8
 
 	.section .note.GNU-stack, "", @progbits

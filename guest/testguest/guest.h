@@ -133,5 +133,6 @@ int scenario_memtest(int argc, char** argv);
 int scenario_cpus(int argc, char** argv);
 int scenario_ide(int argc, char** argv);
 int scenario_pci(int argc, char** argv);
+int scenario_rtc(int argc, char** argv);
 
 #endif

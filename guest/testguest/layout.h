@@ -30,5 +30,15 @@
 #define DEBUG_EXIT_PORT 0xf4
 #define COM1_PORT 0x3f8
 #define LAPIC_BASE 0xfee00000
+#define LAPIC_EOI 0xb0
+#define IOAPIC_BASE 0xfec00000
+
+/* Device interrupt vectors (boot.S stubs, irq.c routing). */
+#define IRQ_VECTOR_BASE 0x30
+#define IRQ_VECTOR_COUNT 16
+#define IRQ_STUB_SIZE 32
+/* The last vector of the range: the LAPIC timer that bounds irq_wait. */
+#define IRQ_WAKE_SLOT (IRQ_VECTOR_COUNT - 1)
+#define SPURIOUS_VECTOR 0xff
 
 #endif
