@@ -16,11 +16,15 @@ constexpr std::uint32_t kEnableBit = 0x80000000u;
 constexpr std::uint32_t kAddressMask = 0x80fffffcu;
 constexpr unsigned kResetControlOffset = 1;  // port 0xCF9 inside the 0xCF8 dword
 
-std::uint64_t all_ones(unsigned size) { return size >= 8 ? ~0ull : (1ull << (8 * size)) - 1; }
+std::uint64_t all_ones(unsigned size) {
+  return size >= 8 ? ~0ull : (1ull << (8 * size)) - 1;
+}
 
 }  // namespace
 
-unsigned intx_gsi(unsigned slot, unsigned pin) { return kFirstPirqGsi + ((slot + pin - 1) & 3); }
+unsigned intx_gsi(unsigned slot, unsigned pin) {
+  return kFirstPirqGsi + ((slot + pin - 1) & 3);
+}
 
 // A function's INTx pin: its level joins the others on the same PIRQ.
 class PciHost::IntxLine final : public sdk::IrqLine {
@@ -50,26 +54,33 @@ PciHost::PciHost(io::IoBus& ports, ClaimIrq claim_irq) : claim_irq_(std::move(cl
   for (unsigned p = 0; p < kPirqCount; ++p) ioapic_lines_[p] = &claim_irq_(kFirstPirqGsi + p);
   sdk::IoOps address_ops;
   address_ops.read = [this](std::uint64_t offset, unsigned size) { return address_port_read(offset, size); };
-  address_ops.write = [this](std::uint64_t offset, unsigned size, std::uint64_t v) { address_port_write(offset, size, v); };
+  address_ops.write = [this](std::uint64_t offset, unsigned size, std::uint64_t v) {
+    address_port_write(offset, size, v);
+  };
   ports.add(kConfigAddressPort, 4, std::move(address_ops), "pci-host");
   sdk::IoOps data_ops;
   data_ops.read = [this](std::uint64_t offset, unsigned size) { return data_port_read(offset, size); };
-  data_ops.write = [this](std::uint64_t offset, unsigned size, std::uint64_t v) { data_port_write(offset, size, v); };
+  data_ops.write = [this](std::uint64_t offset, unsigned size, std::uint64_t v) {
+    data_port_write(offset, size, v);
+  };
   ports.add(kConfigDataPort, 4, std::move(data_ops), "pci-host");
 }
 
 PciHost::~PciHost() = default;
 
-sdk::PciAttachment PciHost::attach(const sdk::PciPlacement& where, std::uint8_t interrupt_pin, sdk::IoOps config,
-                                   const std::string& owner) {
-  if (interrupt_pin > 4) throw sdk::Error(fmt::format("{}: PCI interrupt pin {} does not exist", owner, interrupt_pin));
+sdk::PciAttachment PciHost::attach(const sdk::PciPlacement& where, std::uint8_t interrupt_pin,
+                                   sdk::IoOps config, const std::string& owner) {
+  if (interrupt_pin > 4)
+    throw sdk::Error(fmt::format("{}: PCI interrupt pin {} does not exist", owner, interrupt_pin));
   if (where.function >= sdk::kPciFunctions)
-    throw sdk::Error(fmt::format("{}: PCI function {} does not exist; a slot has functions 0-7", owner, where.function));
+    throw sdk::Error(
+        fmt::format("{}: PCI function {} does not exist; a slot has functions 0-7", owner, where.function));
   std::lock_guard lock(mutex_);
   unsigned slot = 0;
   if (where.slot) {
     slot = *where.slot;
-    if (slot >= sdk::kPciSlots) throw sdk::Error(fmt::format("{}: PCI slot {} does not exist; bus 0 has slots 0-31", owner, slot));
+    if (slot >= sdk::kPciSlots)
+      throw sdk::Error(fmt::format("{}: PCI slot {} does not exist; bus 0 has slots 0-31", owner, slot));
   } else {
     const auto slot_free = [this](unsigned s) {
       for (unsigned f = 0; f < sdk::kPciFunctions; ++f) {
@@ -83,14 +94,15 @@ sdk::PciAttachment PciHost::attach(const sdk::PciPlacement& where, std::uint8_t 
   const sdk::PciAddress address{slot, where.function};
   auto& entry = functions_[address.devfn()];
   if (entry) {
-    throw sdk::Error(fmt::format("{}: PCI {:02x}.{} is taken by {}; give this device another slot", owner, slot,
-                                 where.function, entry->owner));
+    throw sdk::Error(fmt::format("{}: PCI {:02x}.{} is taken by {}; give this device another slot", owner,
+                                 slot, where.function, entry->owner));
   }
   entry = std::make_unique<Function>();
   entry->config = std::make_shared<const sdk::IoOps>(std::move(config));
   entry->owner = owner;
   entry->interrupt_pin = interrupt_pin;
-  if (interrupt_pin != 0) entry->intx = std::make_unique<IntxLine>(*this, intx_gsi(slot, interrupt_pin) - kFirstPirqGsi);
+  if (interrupt_pin != 0)
+    entry->intx = std::make_unique<IntxLine>(*this, intx_gsi(slot, interrupt_pin) - kFirstPirqGsi);
   return sdk::PciAttachment{address, entry->intx.get()};
 }
 
@@ -139,7 +151,8 @@ void PciHost::address_port_write(std::uint64_t offset, unsigned size, std::uint6
   }
 }
 
-std::shared_ptr<const sdk::IoOps> PciHost::selected(std::uint64_t data_offset, unsigned size, std::uint16_t& reg) const {
+std::shared_ptr<const sdk::IoOps> PciHost::selected(std::uint64_t data_offset, unsigned size,
+                                                    std::uint16_t& reg) const {
   const std::uint32_t address = address_.load();
   if (!(address & kEnableBit)) return nullptr;
   if (((address >> 16) & 0xff) != 0) return nullptr;  // only bus 0 exists

@@ -72,7 +72,8 @@ class PciHost {
   std::uint64_t data_port_read(std::uint64_t offset, unsigned size);
   void data_port_write(std::uint64_t offset, unsigned size, std::uint64_t value);
   // The config handlers the address register selects, and the register offset.
-  std::shared_ptr<const sdk::IoOps> selected(std::uint64_t data_offset, unsigned size, std::uint16_t& reg) const;
+  std::shared_ptr<const sdk::IoOps> selected(std::uint64_t data_offset, unsigned size,
+                                             std::uint16_t& reg) const;
   void change_pirq(unsigned pirq, int delta);
   void drive_pirq(unsigned pirq);
   sdk::IrqLine& isa_line(unsigned pirq, unsigned irq);

@@ -13,14 +13,19 @@ constexpr std::uint8_t kSmramDefault = 0x02;  // C_BASE_SEG: SMRAM at 0xA0000
 }  // namespace
 
 HostBridge::HostBridge(sdk::DeviceContext& ctx) : pci_(ctx, kIdentity) {
-  for (unsigned i = 0; i < kPamCount; ++i) pci_.define_register(static_cast<std::uint16_t>(kPamFirst + i), 1, 0, 0xff);
+  for (unsigned i = 0; i < kPamCount; ++i)
+    pci_.define_register(static_cast<std::uint16_t>(kPamFirst + i), 1, 0, 0xff);
   // D_OPEN, D_CLS, D_LCK, G_SMRAME are writable; C_BASE_SEG reads 010b.
   pci_.define_register(kSmram, 1, kSmramDefault, 0x78);
 }
 
-void HostBridge::realize() { pci_.attach({.slot = 0, .function = 0}); }
+void HostBridge::realize() {
+  pci_.attach({.slot = 0, .function = 0});
+}
 
-sdk::StateBinding HostBridge::state() { return sdk::StateBinding::of(sdk::pci_function_descriptor(), pci_.state()); }
+sdk::StateBinding HostBridge::state() {
+  return sdk::StateBinding::of(sdk::pci_function_descriptor(), pci_.state());
+}
 
 sdk::DeviceType host_bridge_type() {
   return sdk::DeviceType{

@@ -22,25 +22,21 @@ struct RegisterSpec {
   std::uint8_t write_mask;
 };
 constexpr RegisterSpec kRegisters[] = {
-    {0x4c, 0x4d, 0xff},  // IORT: ISA I/O recovery timer
-    {0x4e, 0x03, 0xff},  // XBCS: X-bus chip select
-    {0x4f, 0x00, 0xff},
-    {0x69, 0x02, 0xff},  // TOM: top of memory
-    {0x6a, 0x00, 0xff},  // MSTAT
-    {0x6b, 0x00, 0xff},
-    {0x70, 0x80, 0xff},  // MBIRQ0
-    {0x71, 0x80, 0xff},  // MBIRQ1
-    {0x76, 0x0c, 0xff},  // MBDMA0
-    {0x77, 0x0c, 0xff},  // MBDMA1
-    {0x78, 0x02, 0xff},  // PCSC
-    {0x79, 0x00, 0xff},
-    {0x80, 0x00, 0xff},  // APICBASE
-    {0x82, 0x00, 0xff},  // DLC
-    {0xa0, 0x08, 0xff},  // SMICNTL
-    {0xa2, 0x00, 0xff},  // SMIEN
-    {0xa3, 0x00, 0xff},
-    {0xa8, 0x0f, 0xff},  // SEE
-    {0xaa, 0x00, 0xff},  // FTMR
+    {0x4c, 0x4d, 0xff},                      // IORT: ISA I/O recovery timer
+    {0x4e, 0x03, 0xff},                      // XBCS: X-bus chip select
+    {0x4f, 0x00, 0xff}, {0x69, 0x02, 0xff},  // TOM: top of memory
+    {0x6a, 0x00, 0xff},                      // MSTAT
+    {0x6b, 0x00, 0xff}, {0x70, 0x80, 0xff},  // MBIRQ0
+    {0x71, 0x80, 0xff},                      // MBIRQ1
+    {0x76, 0x0c, 0xff},                      // MBDMA0
+    {0x77, 0x0c, 0xff},                      // MBDMA1
+    {0x78, 0x02, 0xff},                      // PCSC
+    {0x79, 0x00, 0xff}, {0x80, 0x00, 0xff},  // APICBASE
+    {0x82, 0x00, 0xff},                      // DLC
+    {0xa0, 0x08, 0xff},                      // SMICNTL
+    {0xa2, 0x00, 0xff},                      // SMIEN
+    {0xa3, 0x00, 0xff}, {0xa8, 0x0f, 0xff},  // SEE
+    {0xaa, 0x00, 0xff},                      // FTMR
     {0xab, 0x00, 0xff},
 };
 
@@ -49,7 +45,8 @@ constexpr RegisterSpec kRegisters[] = {
 const sdk::StateDescriptor& piix3_descriptor() {
   static const sdk::StateDescriptor d =
       sdk::StateDescriptorBuilder<Piix3State>("piix3-isa", 1)
-          .subsection(sdk::pci_function_descriptor(), &Piix3State::pci, [](const Piix3State&) { return true; })
+          .subsection(sdk::pci_function_descriptor(), &Piix3State::pci,
+                      [](const Piix3State&) { return true; })
           .field("reset_control", &Piix3State::reset_control)
           .post_load([](const Piix3State& s, std::uint32_t) {
             if (s.reset_control & ~kSystemReset)
@@ -92,7 +89,8 @@ void Piix3::post_load() {
 
 void Piix3::apply_pirq_routes() {
   for (unsigned pirq = 0; pirq < 4; ++pirq) {
-    const auto route = static_cast<std::uint8_t>(pci_.config(static_cast<std::uint16_t>(kPirqRouteFirst + pirq), 1));
+    const auto route =
+        static_cast<std::uint8_t>(pci_.config(static_cast<std::uint16_t>(kPirqRouteFirst + pirq), 1));
     std::optional<unsigned> irq;
     if (!(route & kPirqRouteDisabled)) irq = route & 0x0f;
     ctx_.pci_bus().route_pirq(pirq, irq);
@@ -109,9 +107,12 @@ void Piix3::write_reset_control(std::uint8_t value) {
 sdk::DeviceType piix3_type() {
   return sdk::DeviceType{
       .name = "piix3-isa",
-      .description = "PIIX3-compatible PCI-to-ISA bridge (8086:7000) at 01.0: PIRQ routing, reset control at 0xcf9",
+      .description =
+          "PIIX3-compatible PCI-to-ISA bridge (8086:7000) at 01.0: PIRQ routing, reset control at 0xcf9",
       .properties = {},
-      .create = [](sdk::DeviceContext& ctx) -> std::unique_ptr<sdk::Device> { return std::make_unique<Piix3>(ctx); },
+      .create = [](sdk::DeviceContext& ctx) -> std::unique_ptr<sdk::Device> {
+        return std::make_unique<Piix3>(ctx);
+      },
   };
 }
 

@@ -22,13 +22,16 @@ constexpr std::uint64_t kMaxMemory32Bar = 1ull << 31;
 constexpr std::uint64_t kPhysicalAddressLimit = 1ull << 52;
 constexpr std::uint64_t kMinRomSize = 2048;
 constexpr std::uint64_t kMaxRomSize = 16ull << 20;
-constexpr std::uint16_t kCommandWritable =
-    kCommandIo | kCommandMemory | kCommandBusMaster | kCommandParity | kCommandSerr | kCommandInterruptDisable;
+constexpr std::uint16_t kCommandWritable = kCommandIo | kCommandMemory | kCommandBusMaster | kCommandParity |
+                                           kCommandSerr | kCommandInterruptDisable;
 
-std::uint32_t size_mask(unsigned size) { return size >= 4 ? 0xffffffffu : (1u << (8 * size)) - 1; }
+std::uint32_t size_mask(unsigned size) {
+  return size >= 4 ? 0xffffffffu : (1u << (8 * size)) - 1;
+}
 
 bool valid_access(std::uint16_t offset, unsigned size) {
-  return (size == 1 || size == 2 || size == 4) && offset % size == 0 && unsigned{offset} + size <= kPciConfigSize;
+  return (size == 1 || size == 2 || size == 4) && offset % size == 0 &&
+         unsigned{offset} + size <= kPciConfigSize;
 }
 
 bool touches(std::uint16_t offset, unsigned size, std::uint16_t begin, std::uint16_t end) {
@@ -72,7 +75,8 @@ PciFunction::PciFunction(DeviceContext& ctx, const PciIdentity& identity, PciFun
   set_bytes(kInterruptLine, 1, 0, 0xff, 0);
   fixed(kInterruptPin, 1, identity.interrupt_pin <= 4 ? identity.interrupt_pin : 0);
   fixed(0x3e, 2, 0);  // Min_Gnt, Max_Lat
-  if (identity.interrupt_pin > 4) throw Error(fmt::format("PCI interrupt pin {} does not exist; use 0-4", identity.interrupt_pin));
+  if (identity.interrupt_pin > 4)
+    throw Error(fmt::format("PCI interrupt pin {} does not exist; use 0-4", identity.interrupt_pin));
   state_->config = reset_values_;
 }
 
@@ -109,7 +113,8 @@ void PciFunction::add_bar(unsigned index, PciBar bar) {
   check_not_attached("add_bar");
   const bool wide = bar.kind == PciBarKind::Memory64;
   if (index >= kPciBarCount || (wide && index + 1 >= kPciBarCount))
-    throw Error(fmt::format("PCI BAR {} does not exist; a function has BARs 0-5 and a 64-bit BAR takes two", index));
+    throw Error(
+        fmt::format("PCI BAR {} does not exist; a function has BARs 0-5 and a 64-bit BAR takes two", index));
   if (bars_[index] || upper_half_[index] || (wide && (bars_[index + 1] || upper_half_[index + 1])))
     throw Error(fmt::format("PCI BAR {} is defined twice", index));
   const std::uint64_t size = bar.size;
@@ -117,8 +122,10 @@ void PciFunction::add_bar(unsigned index, PciBar bar) {
   const std::uint64_t min = io ? 4 : 16;
   const std::uint64_t max = io ? kMaxIoBar : wide ? (1ull << 62) : kMaxMemory32Bar;
   if (!std::has_single_bit(size) || size < min || size > max)
-    throw Error(fmt::format("PCI BAR {} size {:#x} must be a power of two from {:#x} to {:#x}", index, size, min, max));
-  if (io && bar.prefetchable) throw Error(fmt::format("PCI BAR {}: an I/O BAR cannot be prefetchable", index));
+    throw Error(fmt::format("PCI BAR {} size {:#x} must be a power of two from {:#x} to {:#x}", index, size,
+                            min, max));
+  if (io && bar.prefetchable)
+    throw Error(fmt::format("PCI BAR {}: an I/O BAR cannot be prefetchable", index));
 
   const auto reg = static_cast<std::uint16_t>(kBar0 + 4 * index);
   const std::uint64_t address_mask = ~(size - 1);
@@ -140,7 +147,8 @@ void PciFunction::add_bar(unsigned index, PciBar bar) {
 void PciFunction::set_rom(std::vector<std::uint8_t> contents) {
   check_not_attached("set_rom");
   if (contents.empty() || contents.size() > kMaxRomSize)
-    throw Error(fmt::format("an expansion ROM of {} bytes cannot be mapped; give 1 byte to 16 MiB", contents.size()));
+    throw Error(
+        fmt::format("an expansion ROM of {} bytes cannot be mapped; give 1 byte to 16 MiB", contents.size()));
   rom_size_ = std::max<std::uint64_t>(kMinRomSize, std::bit_ceil(contents.size()));
   rom_ = std::move(contents);
   set_bytes(kRomAddress, 4, 0, static_cast<std::uint32_t>(~(rom_size_ - 1) & 0xfffff800u) | kRomEnable, 0);
@@ -151,7 +159,8 @@ void PciFunction::define_register(std::uint16_t offset, unsigned size, std::uint
                                   std::uint32_t write_mask, std::uint32_t write_one_to_clear) {
   check_not_attached("define_register");
   if (size < 1 || size > 4 || offset < kDeviceSpecific || offset + size > kPciConfigSize)
-    throw Error(fmt::format("PCI register {:#x}+{} is outside the device-specific space 0x40-0xff", offset, size));
+    throw Error(
+        fmt::format("PCI register {:#x}+{} is outside the device-specific space 0x40-0xff", offset, size));
   set_bytes(offset, size, reset_value, write_mask, write_one_to_clear);
   state_->config = reset_values_;
 }
@@ -171,13 +180,18 @@ std::uint16_t PciFunction::add_capability(std::uint8_t id, unsigned length, std:
   }
   capability_headers_.push_back(offset);
   last_capability_ = offset;
-  next_capability_offset_ = static_cast<std::uint16_t>(std::max<unsigned>(next_capability_offset_, offset + length));
+  next_capability_offset_ =
+      static_cast<std::uint16_t>(std::max<unsigned>(next_capability_offset_, offset + length));
   state_->config = reset_values_;
   return offset;
 }
 
-void PciFunction::on_write(std::function<void(std::uint16_t, unsigned)> hook) { write_hooks_.push_back(std::move(hook)); }
-void PciFunction::on_read(std::function<void(std::uint16_t, unsigned)> hook) { read_hooks_.push_back(std::move(hook)); }
+void PciFunction::on_write(std::function<void(std::uint16_t, unsigned)> hook) {
+  write_hooks_.push_back(std::move(hook));
+}
+void PciFunction::on_read(std::function<void(std::uint16_t, unsigned)> hook) {
+  read_hooks_.push_back(std::move(hook));
+}
 
 void PciFunction::attach(const PciPlacement& where) {
   if (attached_) throw Error("this PCI function is attached already");
@@ -206,8 +220,10 @@ void PciFunction::reset() {
 
 void PciFunction::set_intx(bool asserted) {
   state_->intx_level = asserted;
-  if (asserted) state_->config[kStatus] |= kStatusInterrupt;
-  else state_->config[kStatus] &= static_cast<std::uint8_t>(~kStatusInterrupt);
+  if (asserted)
+    state_->config[kStatus] |= kStatusInterrupt;
+  else
+    state_->config[kStatus] &= static_cast<std::uint8_t>(~kStatusInterrupt);
   update_intx_line();
 }
 
@@ -217,7 +233,9 @@ void PciFunction::update_intx_line() {
   intx_line_level_ = level;
 }
 
-std::uint16_t PciFunction::command() const { return static_cast<std::uint16_t>(config(kCommand, 2)); }
+std::uint16_t PciFunction::command() const {
+  return static_cast<std::uint16_t>(config(kCommand, 2));
+}
 
 std::uint32_t PciFunction::config(std::uint16_t offset, unsigned size) const {
   if (size < 1 || size > 4 || unsigned{offset} + size > kPciConfigSize) return size_mask(size);
@@ -228,7 +246,8 @@ std::uint32_t PciFunction::config(std::uint16_t offset, unsigned size) const {
 
 void PciFunction::set_config(std::uint16_t offset, unsigned size, std::uint32_t value) {
   if (size < 1 || size > 4 || unsigned{offset} + size > kPciConfigSize) return;
-  for (unsigned i = 0; i < size; ++i) state_->config[offset + i] = static_cast<std::uint8_t>(value >> (8 * i));
+  for (unsigned i = 0; i < size; ++i)
+    state_->config[offset + i] = static_cast<std::uint8_t>(value >> (8 * i));
 }
 
 std::uint32_t PciFunction::config_read(std::uint16_t offset, unsigned size) {
@@ -244,7 +263,8 @@ void PciFunction::write_masked(std::uint16_t offset, unsigned size, std::uint32_
   for (unsigned i = 0; i < size; ++i) {
     const unsigned at = offset + i;
     const auto byte = static_cast<std::uint8_t>(value >> (8 * i));
-    std::uint8_t next = static_cast<std::uint8_t>((state_->config[at] & ~write_mask_[at]) | (byte & write_mask_[at]));
+    std::uint8_t next =
+        static_cast<std::uint8_t>((state_->config[at] & ~write_mask_[at]) | (byte & write_mask_[at]));
     next &= static_cast<std::uint8_t>(~(byte & write_one_to_clear_[at]));
     state_->config[at] = next;
   }
@@ -270,15 +290,19 @@ std::uint64_t PciFunction::decode_bar_address(unsigned index) const {
   const auto reg = static_cast<std::uint16_t>(kBar0 + 4 * index);
   const std::uint32_t low = config(reg, 4);
   switch (bars_[index]->bar.kind) {
-    case PciBarKind::Io: return low & 0xfffcu;
-    case PciBarKind::Memory32: return low & 0xfffffff0u;
+    case PciBarKind::Io:
+      return low & 0xfffcu;
+    case PciBarKind::Memory32:
+      return low & 0xfffffff0u;
     case PciBarKind::Memory64:
       return (std::uint64_t{config(static_cast<std::uint16_t>(reg + 4), 4)} << 32) | (low & 0xfffffff0u);
   }
   return 0;
 }
 
-std::uint64_t PciFunction::bar_address(unsigned index) const { return decode_bar_address(index); }
+std::uint64_t PciFunction::bar_address(unsigned index) const {
+  return decode_bar_address(index);
+}
 
 bool PciFunction::bar_mapped(unsigned index) const {
   return index < kPciBarCount && bars_[index] && bars_[index]->region != nullptr;
@@ -297,9 +321,15 @@ void PciFunction::update_bar_mapping(unsigned index) {
   const std::uint64_t base = decode_bar_address(index);
   bool wanted = false;
   switch (slot.bar.kind) {
-    case PciBarKind::Io: wanted = io_enabled() && base != 0 && base + size <= 0x10000; break;
-    case PciBarKind::Memory32: wanted = memory_enabled() && base != 0 && base + size <= (1ull << 32); break;
-    case PciBarKind::Memory64: wanted = memory_enabled() && base != 0 && base + size <= kPhysicalAddressLimit; break;
+    case PciBarKind::Io:
+      wanted = io_enabled() && base != 0 && base + size <= 0x10000;
+      break;
+    case PciBarKind::Memory32:
+      wanted = memory_enabled() && base != 0 && base + size <= (1ull << 32);
+      break;
+    case PciBarKind::Memory64:
+      wanted = memory_enabled() && base != 0 && base + size <= kPhysicalAddressLimit;
+      break;
   }
   if (wanted && slot.region && slot.mapped_at == base) return;
   if (!wanted && !slot.region) return;
@@ -307,11 +337,13 @@ void PciFunction::update_bar_mapping(unsigned index) {
   if (!wanted) return;
   slot.mapped_at = base;
   if (slot.bar.kind == PciBarKind::Io) {
-    slot.region = ctx_.map_ports(static_cast<std::uint16_t>(base), static_cast<std::uint16_t>(size), slot.bar.ops);
+    slot.region =
+        ctx_.map_ports(static_cast<std::uint16_t>(base), static_cast<std::uint16_t>(size), slot.bar.ops);
   } else {
     slot.region = ctx_.map_mmio(base, size, slot.bar.ops);
   }
-  if (!slot.region) log_->warn("{}: BAR {} at {:#x} overlaps another mapping; left unmapped", ctx_.id(), index, base);
+  if (!slot.region)
+    log_->warn("{}: BAR {} at {:#x} overlaps another mapping; left unmapped", ctx_.id(), index, base);
 }
 
 void PciFunction::update_rom_mapping() {
@@ -347,8 +379,10 @@ void PciFunction::impose_read_only_bits() {
     config[at] = static_cast<std::uint8_t>((config[at] & guest_bits) | (reset_values_[at] & ~guest_bits));
   }
   // Status: the error bits are the guest's to clear; the rest is the definition's.
-  const std::uint16_t loaded_status = static_cast<std::uint16_t>(config[kStatus] | (config[kStatus + 1] << 8));
-  std::uint16_t status = static_cast<std::uint16_t>(reset_values_[kStatus] | (reset_values_[kStatus + 1] << 8));
+  const std::uint16_t loaded_status =
+      static_cast<std::uint16_t>(config[kStatus] | (config[kStatus + 1] << 8));
+  std::uint16_t status =
+      static_cast<std::uint16_t>(reset_values_[kStatus] | (reset_values_[kStatus + 1] << 8));
   status = static_cast<std::uint16_t>((status & ~kStatusErrorBits) | (loaded_status & kStatusErrorBits));
   if (state_->intx_level) status |= kStatusInterrupt;
   config[kStatus] = static_cast<std::uint8_t>(status);

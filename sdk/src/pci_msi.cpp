@@ -27,7 +27,9 @@ constexpr unsigned kMsixEntryBytes = 16;
 constexpr unsigned kMsixVectorControlDword = 3;
 constexpr std::uint32_t kMsixVectorMasked = 1u << 0;
 
-std::uint32_t all_ones(unsigned size) { return size >= 4 ? 0xffffffffu : (1u << (8 * size)) - 1; }
+std::uint32_t all_ones(unsigned size) {
+  return size >= 4 ? 0xffffffffu : (1u << (8 * size)) - 1;
+}
 
 }  // namespace
 
@@ -40,7 +42,8 @@ PciMsi::PciMsi(PciFunction& function, const PciMsiOptions& options, std::optiona
   const unsigned length = (options.address64 ? 14u : 10u) + (options.per_vector_mask ? 10u : 0u);
   offset_ = function.add_capability(pci_reg::kCapabilityMsi, length, at);
   const auto mmc = static_cast<std::uint16_t>(std::countr_zero(options.vectors) << kMsiMmcShift);
-  const std::uint16_t control = mmc | (options.address64 ? kMsi64Bit : 0) | (options.per_vector_mask ? kMsiPerVectorMask : 0);
+  const std::uint16_t control =
+      mmc | (options.address64 ? kMsi64Bit : 0) | (options.per_vector_mask ? kMsiPerVectorMask : 0);
   const auto reg = [this](unsigned delta) { return static_cast<std::uint16_t>(offset_ + delta); };
   function.define_register(reg(2), 2, control, kMsiEnable | kMsiMmeMask);
   function.define_register(reg(4), 4, 0, 0xfffffffcu);
@@ -58,13 +61,17 @@ PciMsi::PciMsi(PciFunction& function, const PciMsiOptions& options, std::optiona
   function.on_write([this](std::uint16_t offset, unsigned size) { on_config_write(offset, size); });
 }
 
-std::uint16_t PciMsi::control() const { return static_cast<std::uint16_t>(function_.config(offset_ + 2, 2)); }
+std::uint16_t PciMsi::control() const {
+  return static_cast<std::uint16_t>(function_.config(offset_ + 2, 2));
+}
 
 std::uint16_t PciMsi::mask_offset() const {
   return static_cast<std::uint16_t>(offset_ + (options_.address64 ? 0x10 : 0x0c));
 }
 
-bool PciMsi::enabled() const { return control() & kMsiEnable; }
+bool PciMsi::enabled() const {
+  return control() & kMsiEnable;
+}
 
 unsigned PciMsi::enabled_vectors() const {
   const unsigned requested = 1u << ((control() & kMsiMmeMask) >> kMsiMmeShift);
@@ -78,7 +85,8 @@ std::uint64_t PciMsi::message_address() const {
 }
 
 std::uint16_t PciMsi::message_data() const {
-  return static_cast<std::uint16_t>(function_.config(static_cast<std::uint16_t>(offset_ + (options_.address64 ? 12 : 8)), 2));
+  return static_cast<std::uint16_t>(
+      function_.config(static_cast<std::uint16_t>(offset_ + (options_.address64 ? 12 : 8)), 2));
 }
 
 void PciMsi::deliver(unsigned vector) {
@@ -129,7 +137,8 @@ PciMsix::PciMsix(PciFunction& function, const PciMsixOptions& options, PciMsixSt
     throw Error("the MSI-X table and PBA offsets must be 8-byte aligned");
   const std::uint64_t table_end = std::uint64_t{options.table_offset} + n * kMsixEntryBytes;
   const std::uint64_t pba_end = std::uint64_t{options.pba_offset} + (n + 63) / 64 * 8;
-  if (options.table_bar == options.pba_bar && options.table_offset < pba_end && options.pba_offset < table_end)
+  if (options.table_bar == options.pba_bar && options.table_offset < pba_end &&
+      options.pba_offset < table_end)
     throw Error("the MSI-X table and PBA overlap");
   offset_ = function.add_capability(pci_reg::kCapabilityMsix, 12, at);
   const auto reg = [this](unsigned delta) { return static_cast<std::uint16_t>(offset_ + delta); };
@@ -142,15 +151,21 @@ PciMsix::PciMsix(PciFunction& function, const PciMsixOptions& options, PciMsixSt
 
 void PciMsix::reset() {
   state_.table.assign(std::size_t{options_.vectors} * 4, 0);
-  for (unsigned v = 0; v < options_.vectors; ++v) state_.table[v * 4 + kMsixVectorControlDword] = kMsixVectorMasked;
+  for (unsigned v = 0; v < options_.vectors; ++v)
+    state_.table[v * 4 + kMsixVectorControlDword] = kMsixVectorMasked;
   state_.pending.assign((options_.vectors + 63) / 64, 0);
 }
 
-bool PciMsix::enabled() const { return function_.config(offset_ + 2, 2) & kMsixEnable; }
-bool PciMsix::function_masked() const { return function_.config(offset_ + 2, 2) & kMsixFunctionMask; }
+bool PciMsix::enabled() const {
+  return function_.config(offset_ + 2, 2) & kMsixEnable;
+}
+bool PciMsix::function_masked() const {
+  return function_.config(offset_ + 2, 2) & kMsixFunctionMask;
+}
 
 bool PciMsix::vector_masked(unsigned vector) const {
-  return vector >= options_.vectors || (state_.table[vector * 4 + kMsixVectorControlDword] & kMsixVectorMasked);
+  return vector >= options_.vectors ||
+         (state_.table[vector * 4 + kMsixVectorControlDword] & kMsixVectorMasked);
 }
 
 bool PciMsix::pending(unsigned vector) const {
@@ -159,8 +174,10 @@ bool PciMsix::pending(unsigned vector) const {
 
 void PciMsix::set_pending(unsigned vector, bool on) {
   const std::uint64_t bit = 1ull << (vector % 64);
-  if (on) state_.pending[vector / 64] |= bit;
-  else state_.pending[vector / 64] &= ~bit;
+  if (on)
+    state_.pending[vector / 64] |= bit;
+  else
+    state_.pending[vector / 64] &= ~bit;
 }
 
 bool PciMsix::notify(unsigned vector) {
@@ -195,7 +212,8 @@ bool PciMsix::mmio_read(unsigned bar, std::uint64_t offset, unsigned size, std::
   const std::uint64_t table_bytes = std::uint64_t{options_.vectors} * kMsixEntryBytes;
   const std::uint64_t pba_bytes = state_.pending.size() * 8;
   value = 0;
-  if (bar == options_.table_bar && offset >= options_.table_offset && offset - options_.table_offset + size <= table_bytes) {
+  if (bar == options_.table_bar && offset >= options_.table_offset &&
+      offset - options_.table_offset + size <= table_bytes) {
     const std::uint64_t base = offset - options_.table_offset;
     for (unsigned i = 0; i < size; ++i) {
       const std::uint64_t at = base + i;
@@ -203,7 +221,8 @@ bool PciMsix::mmio_read(unsigned bar, std::uint64_t offset, unsigned size, std::
     }
     return true;
   }
-  if (bar == options_.pba_bar && offset >= options_.pba_offset && offset - options_.pba_offset + size <= pba_bytes) {
+  if (bar == options_.pba_bar && offset >= options_.pba_offset &&
+      offset - options_.pba_offset + size <= pba_bytes) {
     const std::uint64_t base = offset - options_.pba_offset;
     for (unsigned i = 0; i < size; ++i) {
       const std::uint64_t at = base + i;
@@ -217,7 +236,8 @@ bool PciMsix::mmio_read(unsigned bar, std::uint64_t offset, unsigned size, std::
 bool PciMsix::mmio_write(unsigned bar, std::uint64_t offset, unsigned size, std::uint64_t value) {
   if (size == 0 || size > 8) return false;
   const std::uint64_t table_bytes = std::uint64_t{options_.vectors} * kMsixEntryBytes;
-  if (bar == options_.table_bar && offset >= options_.table_offset && offset - options_.table_offset + size <= table_bytes) {
+  if (bar == options_.table_bar && offset >= options_.table_offset &&
+      offset - options_.table_offset + size <= table_bytes) {
     const std::uint64_t base = offset - options_.table_offset;
     for (unsigned i = 0; i < size; ++i) {
       const std::uint64_t at = base + i;
@@ -232,7 +252,8 @@ bool PciMsix::mmio_write(unsigned bar, std::uint64_t offset, unsigned size, std:
   }
   const std::uint64_t pba_bytes = state_.pending.size() * 8;
   // The PBA is read-only: writes are accepted and dropped.
-  return bar == options_.pba_bar && offset >= options_.pba_offset && offset - options_.pba_offset + size <= pba_bytes;
+  return bar == options_.pba_bar && offset >= options_.pba_offset &&
+         offset - options_.pba_offset + size <= pba_bytes;
 }
 
 IoOps PciMsix::bar_ops() {
@@ -253,8 +274,10 @@ void PciMsix::post_load() {
     throw StateError("table", fmt::format("holds {} vectors; this function has {}", state_.table.size() / 4,
                                           options_.vectors));
   if (state_.pending.size() != (options_.vectors + 63) / 64)
-    throw StateError("pending", fmt::format("holds {} words for {} vectors", state_.pending.size(), options_.vectors));
-  for (unsigned v = 0; v < options_.vectors; ++v) state_.table[v * 4 + kMsixVectorControlDword] &= kMsixVectorMasked;
+    throw StateError("pending",
+                     fmt::format("holds {} words for {} vectors", state_.pending.size(), options_.vectors));
+  for (unsigned v = 0; v < options_.vectors; ++v)
+    state_.table[v * 4 + kMsixVectorControlDword] &= kMsixVectorMasked;
   if (options_.vectors % 64 != 0) state_.pending.back() &= (1ull << (options_.vectors % 64)) - 1;
   deliver_unmasked_pending();
 }

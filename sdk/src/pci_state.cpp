@@ -27,8 +27,8 @@ const StateDescriptor& pci_msix_descriptor() {
               throw StateError("table", "holds " + std::to_string(s.table.size()) +
                                             " dwords; MSI-X tables hold 4 per vector, at most 2048 vectors");
             if (s.pending.size() != (s.table.size() / 4 + 63) / 64)
-              throw StateError("pending", "holds " + std::to_string(s.pending.size()) +
-                                              " words for " + std::to_string(s.table.size() / 4) + " vectors");
+              throw StateError("pending", "holds " + std::to_string(s.pending.size()) + " words for " +
+                                              std::to_string(s.table.size() / 4) + " vectors");
           })
           .build();
   return d;

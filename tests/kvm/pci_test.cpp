@@ -25,7 +25,8 @@ std::string write_machine_file() {
   "machine": "molt-pc",
   "vcpus": 1,
   "memory": { "size": "128M" },
-  "kernel": { "path": ")" << testguest_elf() << R"(", "cmdline": "pci" },
+  "kernel": { "path": ")"
+      << testguest_elf() << R"(", "cmdline": "pci" },
   "devices": [
     { "id": "com1", "type": "serial-16550a", "properties": { "backend": "stdio" } },
     { "id": "exit", "type": "debug-exit" },

@@ -280,7 +280,8 @@ TEST_F(PciFunctionTest, StateRoundTripRebuildsMappingsAndImposesReadOnlyBits) {
 
 std::vector<std::uint8_t> from_hex(const std::string& hex) {
   std::vector<std::uint8_t> out;
-  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) out.push_back(static_cast<std::uint8_t>(std::stoul(hex.substr(i, 2), nullptr, 16)));
+  for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
+    out.push_back(static_cast<std::uint8_t>(std::stoul(hex.substr(i, 2), nullptr, 16)));
   return out;
 }
 
@@ -312,8 +313,10 @@ TEST_F(PciFunctionTest, RandomConfigWritesNeverBreakTheHeader) {
   for (int i = 0; i < 20000; ++i) {
     const unsigned size = 1u << (rng() % 3);
     const auto offset = static_cast<std::uint16_t>(rng() % 260);
-    if (rng() % 2) fn_->config_write(offset, size, static_cast<std::uint32_t>(rng()));
-    else (void)fn_->config_read(offset, size);
+    if (rng() % 2)
+      fn_->config_write(offset, size, static_cast<std::uint32_t>(rng()));
+    else
+      (void)fn_->config_read(offset, size);
   }
   EXPECT_EQ(rd(kVendorId), 0x56781234u);
   EXPECT_EQ(rd(kBar0) & 0x1u, 0x1u);

@@ -32,8 +32,7 @@ struct FakeFunction {
 
 class PciHostTest : public ::testing::Test {
  protected:
-  PciHostTest()
-      : host_(ports_, [this](unsigned gsi) -> sdk::IrqLine& { return lines_.emplace_back(gsi); }) {}
+  PciHostTest() : host_(ports_, [this](unsigned gsi) -> sdk::IrqLine& { return lines_.emplace_back(gsi); }) {}
   // The wired-OR of every line claimed for `gsi`, as the core's IrqRouter computes it.
   bool level(unsigned gsi) const {
     for (const FakeIrqLine& l : lines_) {

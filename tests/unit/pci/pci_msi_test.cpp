@@ -87,7 +87,8 @@ class MsixTest : public ::testing::Test {
   DeviceContext& ctx_ = m_.add_context("net0");
   PciFunction fn_{ctx_, kIdentity};
   PciMsixState state_;
-  PciMsix msix_{fn_, {.vectors = 70, .table_bar = 1, .table_offset = 0, .pba_bar = 1, .pba_offset = 0x800}, state_};
+  PciMsix msix_{
+      fn_, {.vectors = 70, .table_bar = 1, .table_offset = 0, .pba_bar = 1, .pba_offset = 0x800}, state_};
 };
 
 TEST_F(MsixTest, CapabilityDescribesTableAndPba) {
@@ -142,7 +143,8 @@ TEST_F(MsixTest, StateRoundTripAndValidation) {
   EXPECT_THROW(load_state(pci_msix_descriptor(), &loaded, bad_stream), StateError);
   bad = state_;
   bad.pending.push_back(0);
-  EXPECT_THROW(load_state(pci_msix_descriptor(), &loaded, save_state(pci_msix_descriptor(), &bad)), StateError);
+  EXPECT_THROW(load_state(pci_msix_descriptor(), &loaded, save_state(pci_msix_descriptor(), &bad)),
+               StateError);
 
   // A well-formed record for another vector count is refused by the function.
   PciMsixState other;

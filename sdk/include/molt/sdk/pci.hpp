@@ -186,8 +186,8 @@ class PciFunction {
   // A device-specific register of `size` bytes (1-4) at `offset`: its reset
   // value, the bits the guest may write, and the bits a guest write of one
   // clears. Throws sdk::Error when it overlaps the standard header.
-  void define_register(std::uint16_t offset, unsigned size, std::uint32_t reset_value, std::uint32_t write_mask,
-                       std::uint32_t write_one_to_clear = 0);
+  void define_register(std::uint16_t offset, unsigned size, std::uint32_t reset_value,
+                       std::uint32_t write_mask, std::uint32_t write_one_to_clear = 0);
   // Appends a capability with `length` bytes (including the 2-byte header) at
   // `at` (dword-aligned, >= 0x40) or after the previous one, links it into the
   // list and sets the status register's capabilities bit. Returns its offset.
@@ -244,7 +244,8 @@ class PciFunction {
  private:
   struct BarSlot;
   void check_not_attached(const char* what) const;
-  void set_bytes(std::uint16_t offset, unsigned size, std::uint32_t value, std::uint32_t wmask, std::uint32_t w1c);
+  void set_bytes(std::uint16_t offset, unsigned size, std::uint32_t value, std::uint32_t wmask,
+                 std::uint32_t w1c);
   void write_masked(std::uint16_t offset, unsigned size, std::uint32_t value);
   void update_mappings();
   void update_bar_mapping(unsigned index);
@@ -262,7 +263,7 @@ class PciFunction {
   std::array<std::uint8_t, kPciConfigSize> write_mask_{};
   std::array<std::uint8_t, kPciConfigSize> write_one_to_clear_{};
   std::array<bool, kPciConfigSize> defined_{};
-  std::vector<std::unique_ptr<BarSlot>> bars_;  // kPciBarCount entries, some empty
+  std::vector<std::unique_ptr<BarSlot>> bars_;   // kPciBarCount entries, some empty
   std::array<bool, kPciBarCount> upper_half_{};  // the high dword of a 64-bit BAR
   std::vector<std::uint16_t> capability_headers_;
   std::vector<std::uint8_t> rom_;
