@@ -87,7 +87,9 @@ void irq_reset(int slot) {
 
 /* One halt in ring 0 with IF=1, ended by any interrupt: the #GP gate
  * performs a user-mode sti as sti; hlt; cli (boot.S gp_wait_irq). */
-static void wait_for_interrupt(void) { __asm__ volatile("sti" ::: "memory"); }
+static void wait_for_interrupt(void) {
+  __asm__ volatile("sti" ::: "memory");
+}
 
 bool irq_wait(int slot, uint64_t seen, uint64_t timeout_us) {
   uint64_t khz = clock_init()->tsc_khz;

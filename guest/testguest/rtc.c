@@ -153,8 +153,8 @@ int scenario_rtc(int argc, char** argv) {
   uint64_t tsc_khz = clock_init()->tsc_khz;
   uint8_t reg_a = rtc_read(REG_A);
   uint8_t reg_b = rtc_read(REG_B) & (B_BINARY | B_24H);
-  printf("@rtc mode=%s hours=%s divider=%#x\n", (reg_b & B_BINARY) ? "binary" : "bcd", (reg_b & B_24H) ? "24" : "12",
-         reg_a & 0x70);
+  printf("@rtc mode=%s hours=%s divider=%#x\n", (reg_b & B_BINARY) ? "binary" : "bcd",
+         (reg_b & B_24H) ? "24" : "12", reg_a & 0x70);
   struct rtc_time t;
   if (!read_time(&t, reg_b)) fail("rtc-unstable");
   printf("@rtc time=%04u-%02u-%02uT%02u:%02u:%02u\n", t.year, t.month, t.day, t.hour, t.minute, t.second);
@@ -163,7 +163,8 @@ int scenario_rtc(int argc, char** argv) {
   if (slot < 0) fail("rtc-no-vector");
   bool ok = check_alarm(slot, reg_b, tsc_khz);
   static const unsigned rates[] = {8, 10, 13}; /* 256, 64 and 8 Hz */
-  for (unsigned i = 0; i < sizeof rates / sizeof rates[0]; i++) ok &= measure_rate(slot, reg_b, rates[i], tsc_khz);
+  for (unsigned i = 0; i < sizeof rates / sizeof rates[0]; i++)
+    ok &= measure_rate(slot, reg_b, rates[i], tsc_khz);
   irq_mask(RTC_IRQ);
   rtc_write(REG_A, reg_a);
   if (!ok) fail("rtc-interrupts");

@@ -9,13 +9,13 @@
 namespace molt::rtc {
 
 struct DateTime {
-  int year = 1970;   // full year, e.g. 2006
-  int month = 1;     // 1-12
-  int day = 1;       // 1-31
-  int hour = 0;      // 0-23
-  int minute = 0;    // 0-59
-  int second = 0;    // 0-59
-  int weekday = 5;   // 1 = Sunday ... 7 = Saturday (1970-01-01 was a Thursday)
+  int year = 1970;  // full year, e.g. 2006
+  int month = 1;    // 1-12
+  int day = 1;      // 1-31
+  int hour = 0;     // 0-23
+  int minute = 0;   // 0-59
+  int second = 0;   // 0-59
+  int weekday = 5;  // 1 = Sunday ... 7 = Saturday (1970-01-01 was a Thursday)
 
   bool operator==(const DateTime&) const = default;
 };

@@ -50,7 +50,8 @@ void fill_firmware_bytes(std::array<std::uint8_t, kNvramSize>& nvram, const sdk:
   nvram[kCmosFloppyTypes] = 0;
   nvram[kCmosEquipment] = kEquipmentFpu;
   put16(nvram, kCmosBaseMemoryLow, 640);
-  const std::uint64_t extended_kib = ram.below_4g > kMiB ? std::min<std::uint64_t>((ram.below_4g - kMiB) / kKiB, 0xffff) : 0;
+  const std::uint64_t extended_kib =
+      ram.below_4g > kMiB ? std::min<std::uint64_t>((ram.below_4g - kMiB) / kKiB, 0xffff) : 0;
   put16(nvram, kCmosExtendedMemoryLow, extended_kib);
   put16(nvram, kCmosExtendedMemoryLow2, extended_kib);
   const std::uint64_t above_16m =
@@ -60,7 +61,8 @@ void fill_firmware_bytes(std::array<std::uint8_t, kNvramSize>& nvram, const sdk:
   nvram[kCmosMemoryAbove4GLow] = static_cast<std::uint8_t>(above_4g);
   nvram[kCmosMemoryAbove4GMid] = static_cast<std::uint8_t>(above_4g >> 8);
   nvram[kCmosMemoryAbove4GHigh] = static_cast<std::uint8_t>(above_4g >> 16);
-  nvram[kCmosCpuCountMinusOne] = static_cast<std::uint8_t>(info.vcpus == 0 ? 0 : std::min(info.vcpus - 1, 255u));
+  nvram[kCmosCpuCountMinusOne] =
+      static_cast<std::uint8_t>(info.vcpus == 0 ? 0 : std::min(info.vcpus - 1, 255u));
   // Boot from the hard disk, then the CD-ROM; no floppy signature check.
   nvram[kCmosBootFlag2] = static_cast<std::uint8_t>(kBootHardDisk | (kBootCdrom << 4));
   nvram[kCmosBootFlag1] = 0x01;

@@ -37,7 +37,8 @@ RtcConfig parse_rtc_config(const sdk::DeviceContext& ctx) {
   config.iobase = static_cast<std::uint16_t>(iobase);
   const std::uint64_t irq = props.get_uint("irq");
   if (irq > kMaxGsi) {
-    throw sdk::Error(ctx.id() + ": irq " + std::to_string(irq) + " is not an IOAPIC input; choose 0 to 23 (PCs use 8)");
+    throw sdk::Error(ctx.id() + ": irq " + std::to_string(irq) +
+                     " is not an IOAPIC input; choose 0 to 23 (PCs use 8)");
   }
   config.irq = static_cast<unsigned>(irq);
   const std::string& base = props.get_string("base");
@@ -110,18 +111,27 @@ void RtcDevice::realize() {
   } else {
     const std::int64_t realtime = ctx_.clock().realtime_ns();
     const std::int64_t unix_seconds = floor_div(realtime, kNsPerSecond);
-    chip_.set_time(host_calendar_seconds(unix_seconds, config_.base), now(), realtime - unix_seconds * kNsPerSecond);
+    chip_.set_time(host_calendar_seconds(unix_seconds, config_.base), now(),
+                   realtime - unix_seconds * kNsPerSecond);
   }
 }
 
-void RtcDevice::reset() { chip_.reset(now()); }
+void RtcDevice::reset() {
+  chip_.reset(now());
+}
 
-sdk::StateBinding RtcDevice::state() { return sdk::StateBinding::of(rtc_state_descriptor(), chip_.state()); }
+sdk::StateBinding RtcDevice::state() {
+  return sdk::StateBinding::of(rtc_state_descriptor(), chip_.state());
+}
 
-void RtcDevice::pre_save() { chip_.prepare_save(now(), ctx_.clock().realtime_ns()); }
+void RtcDevice::pre_save() {
+  chip_.prepare_save(now(), ctx_.clock().realtime_ns());
+}
 
 // The descriptor's post_load already validated the loaded State.
-void RtcDevice::post_load() { chip_.restore(now(), ctx_.clock().realtime_ns()); }
+void RtcDevice::post_load() {
+  chip_.restore(now(), ctx_.clock().realtime_ns());
+}
 
 // ---- Device type ----
 
@@ -146,11 +156,12 @@ std::vector<sdk::PropertySpec> rtc_properties() {
                    .doc = "what the guest clock shows at start: the host's UTC time or its local time",
                    .choices = {"utc", "localtime"},
                    .migration_relevant = false});
-  props.push_back({.name = "start-time",
-                   .type = PropertyType::String,
-                   .default_value = std::string("now"),
-                   .doc = "\"now\" (the host's time) or a fixed date-time to start at, e.g. \"2006-06-17T16:01:21\"",
-                   .migration_relevant = false});
+  props.push_back(
+      {.name = "start-time",
+       .type = PropertyType::String,
+       .default_value = std::string("now"),
+       .doc = "\"now\" (the host's time) or a fixed date-time to start at, e.g. \"2006-06-17T16:01:21\"",
+       .migration_relevant = false});
   return props;
 }
 

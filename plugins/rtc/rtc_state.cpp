@@ -40,15 +40,15 @@ void validate_rtc_state(const RtcState& s) {
     throw sdk::StateError("reg_c", hex_byte(s.reg_c) + " sets bits 0-3, which read 0 on an MC146818");
   }
   if ((s.reg_c & kCIrqFlag) != irq_flag_for(s.reg_b, s.reg_c)) {
-    throw sdk::StateError("reg_c", "IRQF in " + hex_byte(s.reg_c) + " disagrees with the flags enabled in B " +
-                                       hex_byte(s.reg_b));
+    throw sdk::StateError("reg_c", "IRQF in " + hex_byte(s.reg_c) +
+                                       " disagrees with the flags enabled in B " + hex_byte(s.reg_b));
   }
   if (s.reg_d != kDValidRamAndTime) {
     throw sdk::StateError("reg_d", hex_byte(s.reg_d) + " is not 0x80: register D holds only VRT, always set");
   }
   if (s.divider_phase_ns >= 1'000'000'000ull) {
-    throw sdk::StateError("divider_phase_ns",
-                          std::to_string(s.divider_phase_ns) + " ns is a second or more past the last update");
+    throw sdk::StateError("divider_phase_ns", std::to_string(s.divider_phase_ns) +
+                                                  " ns is a second or more past the last update");
   }
 }
 

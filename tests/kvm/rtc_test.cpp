@@ -26,7 +26,8 @@ constexpr int kGuestPassed = 1;
 class RtcGuest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!kvm_available()) GTEST_SKIP() << "SKIPPED: /dev/kvm is not available on this host; KVM tests need it";
+    if (!kvm_available())
+      GTEST_SKIP() << "SKIPPED: /dev/kvm is not available on this host; KVM tests need it";
     char pattern[] = "/tmp/molt-rtc-test-XXXXXX";
     ASSERT_NE(::mkdtemp(pattern), nullptr);
     dir_ = pattern;
@@ -35,7 +36,8 @@ class RtcGuest : public ::testing::Test {
   "machine": "molt-pc",
   "vcpus": 1,
   "memory": { "size": "256M" },
-  "kernel": { "path": ")" << testguest_elf() << R"(", "cmdline": "rtc" },
+  "kernel": { "path": ")" << testguest_elf()
+                            << R"(", "cmdline": "rtc" },
   "devices": [
     { "id": "com1", "type": "serial-16550a", "properties": { "backend": "stdio" } },
     { "id": "exit", "type": "debug-exit" },
@@ -78,7 +80,8 @@ TEST_F(RtcGuest, ClockAlarmAndPeriodicRates) {
   ASSERT_TRUE(std::regex_search(*time_line, m, time_re)) << *time_line;
   const double host = std::chrono::duration<double>(host_now.time_since_epoch()).count();
   const double guest = static_cast<double>(utc_seconds(m));
-  EXPECT_LE(std::fabs(host - (guest + 0.5)), 1.0) << "guest " << *time_line << ", host " << std::fixed << host;
+  EXPECT_LE(std::fabs(host - (guest + 0.5)), 1.0)
+      << "guest " << *time_line << ", host " << std::fixed << host;
 
   const std::regex alarm_re(R"(@rtc alarm fired=1 after_ms=(\d+) flags=0x([0-9a-f]+))");
   ASSERT_TRUE(std::regex_search(console, m, alarm_re)) << console;
@@ -86,7 +89,8 @@ TEST_F(RtcGuest, ClockAlarmAndPeriodicRates) {
 
   const std::regex rate_re(R"(@rtc periodic hz=(\d+) interrupts=(\d+) us=(\d+) measured_mhz=(\d+))");
   unsigned rates = 0;
-  for (auto it = std::sregex_iterator(console.begin(), console.end(), rate_re); it != std::sregex_iterator(); ++it) {
+  for (auto it = std::sregex_iterator(console.begin(), console.end(), rate_re); it != std::sregex_iterator();
+       ++it) {
     const double nominal = std::stod((*it)[1]);
     const double measured = std::stod((*it)[4]) / 1000.0;
     EXPECT_NEAR(measured, nominal, nominal * 0.02) << it->str();

@@ -39,7 +39,9 @@ TEST_P(RtcPeriodicRateTest, InterruptsExactlyAtTheSelectedRate) {
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryRate, RtcPeriodicRateTest, ::testing::Range(1u, 16u),
-                         [](const ::testing::TestParamInfo<unsigned>& p) { return "rs" + std::to_string(p.param); });
+                         [](const ::testing::TestParamInfo<unsigned>& p) {
+                           return "rs" + std::to_string(p.param);
+                         });
 
 TEST_F(RtcInterruptTest, PeriodicDeadlinesDoNotDriftOverAMinute) {
   out(kRegA, kADivider32kHz | 0x03);  // 8192 Hz: 122070.3125 ns, not a whole number of ns
@@ -64,7 +66,7 @@ TEST_F(RtcInterruptTest, RateZeroAndDisabledPeriodicArmNoTimer) {
   out(kRegB, kB24Hour | kBPeriodicEnable);
   EXPECT_EQ(machine_.clock().armed_timers(), 0u);
   step(kSecond);
-  EXPECT_EQ(in(kRegC) & kCPeriodic, 0);
+  EXPECT_EQ(in(kRegC)&kCPeriodic, 0);
   out(kRegA, kADivider32kHz | 0x06);
   out(kRegB, kB24Hour);
   EXPECT_EQ(machine_.clock().armed_timers(), 0u);
@@ -150,7 +152,7 @@ TEST_F(RtcInterruptTest, AlarmThatCannotMatchArmsNoTimer) {
   out(kRegB, kB24Hour | kBAlarmEnable);
   EXPECT_EQ(machine_.clock().armed_timers(), 0u);
   step(2 * 86400 * kSecond);
-  EXPECT_EQ(in(kRegC) & kCAlarm, 0);
+  EXPECT_EQ(in(kRegC)&kCAlarm, 0);
 }
 
 TEST_F(RtcInterruptTest, AlarmFlagLatchesWithoutTheInterrupt) {
@@ -163,7 +165,7 @@ TEST_F(RtcInterruptTest, AlarmFlagLatchesWithoutTheInterrupt) {
   EXPECT_EQ(in(kRegC), kCAlarm | kCUpdate | kCPeriodic);
   EXPECT_EQ(read_bcd_time(), "2006-06-17T17:01:21");
   step(10 * kSecond);
-  EXPECT_EQ(in(kRegC) & kCAlarm, 0);
+  EXPECT_EQ(in(kRegC)&kCAlarm, 0);
 }
 
 TEST_F(RtcInterruptTest, LineStaysUpUntilRegisterCIsRead) {

@@ -15,9 +15,9 @@ class RtcRandomTest : public RtcTest {
  protected:
   // Register indices a driver touches most, plus any NVRAM byte.
   std::uint8_t random_index(std::mt19937_64& rng) {
-    static constexpr std::uint8_t kHot[] = {kSeconds, kSecondsAlarm, kMinutes, kMinutesAlarm, kHours,
-                                            kHoursAlarm, kDayOfWeek, kDayOfMonth, kMonth, kYear,
-                                            kRegA, kRegB, kRegC, kRegD, kCentury};
+    static constexpr std::uint8_t kHot[] = {kSeconds,    kSecondsAlarm, kMinutes,    kMinutesAlarm, kHours,
+                                            kHoursAlarm, kDayOfWeek,    kDayOfMonth, kMonth,        kYear,
+                                            kRegA,       kRegB,         kRegC,       kRegD,         kCentury};
     if (rng() % 4 == 0) return static_cast<std::uint8_t>(rng());  // NMI bit and all
     return kHot[rng() % std::size(kHot)];
   }

@@ -20,7 +20,9 @@ using sdk::testing::FakeMachine;
 inline constexpr std::uint64_t kMs = 1'000'000;
 inline constexpr std::uint64_t kSecond = 1'000'000'000;
 
-inline const sdk::DeviceType& rtc_type() { return describe_rtc_plugin()->device_types.at(0); }
+inline const sdk::DeviceType& rtc_type() {
+  return describe_rtc_plugin()->device_types.at(0);
+}
 
 // The properties the core would pass: declared defaults, then overrides.
 inline sdk::Properties rtc_properties(const std::map<std::string, sdk::PropertyValue>& overrides = {}) {

@@ -13,7 +13,8 @@ class RtcStateTest : public RtcTest {
  protected:
   void make_destination(std::int64_t realtime_base_ns = 1'700'000'000'000'000'000) {
     destination_machine_.clock().set_realtime_base(realtime_base_ns);
-    auto& ctx = destination_machine_.add_context("rtc", rtc_properties({{"start-time", std::string("2030-01-01T00:00:00")}}));
+    auto& ctx = destination_machine_.add_context(
+        "rtc", rtc_properties({{"start-time", std::string("2030-01-01T00:00:00")}}));
     destination_ = std::make_unique<RtcDevice>(ctx);
     destination_->realize();
     destination_->reset();

@@ -49,7 +49,8 @@ TEST_F(RtcTest, LocaltimeBaseAddsTheHostZoneOffset) {
 }
 
 TEST_F(RtcTest, BadStartTimeIsRefusedWithASentence) {
-  auto& ctx = machine_.add_context("rtc", rtc_properties({{"start-time", std::string("2006-13-01T00:00:00")}}));
+  auto& ctx =
+      machine_.add_context("rtc", rtc_properties({{"start-time", std::string("2006-13-01T00:00:00")}}));
   RtcDevice device(ctx);
   try {
     device.realize();
@@ -123,17 +124,16 @@ TEST_P(RtcRolloverTest, DateCarries) {
   EXPECT_EQ(read_bcd_time(), GetParam().after_one_second);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Calendar, RtcRolloverTest,
-    ::testing::Values(Rollover{"1999-12-31T23:59:59", "2000-01-01T00:00:00"},
-                      Rollover{"2000-02-28T23:59:59", "2000-02-29T00:00:00"},
-                      Rollover{"2000-02-29T23:59:59", "2000-03-01T00:00:00"},
-                      Rollover{"2023-02-28T23:59:59", "2023-03-01T00:00:00"},
-                      Rollover{"2024-02-28T23:59:59", "2024-02-29T00:00:00"},
-                      Rollover{"2100-02-28T23:59:59", "2100-03-01T00:00:00"},
-                      Rollover{"2099-12-31T23:59:59", "2100-01-01T00:00:00"},
-                      Rollover{"2006-04-30T23:59:59", "2006-05-01T00:00:00"},
-                      Rollover{"2006-06-17T16:59:59", "2006-06-17T17:00:00"}));
+INSTANTIATE_TEST_SUITE_P(Calendar, RtcRolloverTest,
+                         ::testing::Values(Rollover{"1999-12-31T23:59:59", "2000-01-01T00:00:00"},
+                                           Rollover{"2000-02-28T23:59:59", "2000-02-29T00:00:00"},
+                                           Rollover{"2000-02-29T23:59:59", "2000-03-01T00:00:00"},
+                                           Rollover{"2023-02-28T23:59:59", "2023-03-01T00:00:00"},
+                                           Rollover{"2024-02-28T23:59:59", "2024-02-29T00:00:00"},
+                                           Rollover{"2100-02-28T23:59:59", "2100-03-01T00:00:00"},
+                                           Rollover{"2099-12-31T23:59:59", "2100-01-01T00:00:00"},
+                                           Rollover{"2006-04-30T23:59:59", "2006-05-01T00:00:00"},
+                                           Rollover{"2006-06-17T16:59:59", "2006-06-17T17:00:00"}));
 
 TEST_F(RtcTest, WeekdayCountsOnItsOwnAcrossMidnight) {
   make_at("2006-06-17T23:59:59");
@@ -148,17 +148,17 @@ TEST_F(RtcTest, WeekdayCountsOnItsOwnAcrossMidnight) {
 TEST_F(RtcTest, UipRisesTwoHundredFortyFourMicrosecondsBeforeTheUpdate) {
   make_at("2006-06-17T16:01:21");
   step(kSecond - 245'000);
-  EXPECT_EQ(in(kRegA) & kAUpdateInProgress, 0);
+  EXPECT_EQ(in(kRegA)&kAUpdateInProgress, 0);
   step(2'000);
-  EXPECT_EQ(in(kRegA) & kAUpdateInProgress, kAUpdateInProgress);
+  EXPECT_EQ(in(kRegA)&kAUpdateInProgress, kAUpdateInProgress);
   EXPECT_EQ(in(kSeconds), 0x21);
   step(243'000);
-  EXPECT_EQ(in(kRegA) & kAUpdateInProgress, 0);
+  EXPECT_EQ(in(kRegA)&kAUpdateInProgress, 0);
   EXPECT_EQ(in(kSeconds), 0x22);
   // With SET held there are no updates, so no UIP either.
   step(kSecond - 100'000);
   out(kRegB, kBSet | kB24Hour);
-  EXPECT_EQ(in(kRegA) & kAUpdateInProgress, 0);
+  EXPECT_EQ(in(kRegA)&kAUpdateInProgress, 0);
 }
 
 TEST_F(RtcTest, SetFreezesTheTimeAndLetsSoftwareWriteIt) {
@@ -184,7 +184,7 @@ TEST_F(RtcTest, DividerResetHoldsTheClockAndTheFirstUpdateComesHalfASecondAfter)
   out(kRegA, 0x70 | 0x06);  // DV = 111: reset
   step(10 * kSecond);
   EXPECT_EQ(in(kSeconds), 0x21);
-  EXPECT_EQ(in(kRegA) & kAUpdateInProgress, 0);
+  EXPECT_EQ(in(kRegA)&kAUpdateInProgress, 0);
   out(kRegA, kADivider32kHz | 0x06);
   step(500 * kMs - 1);
   EXPECT_EQ(in(kSeconds), 0x21);
