@@ -156,7 +156,10 @@ void IdeChannel::start_transfer(DriveState& drive, Transfer kind, bool ext, unsi
   drive.sectors_left = count;
   drive.buffer_pos = 0;
   drive.buffer.assign(std::size_t{std::min(block_sectors, count)} * kSectorSize, 0);
-  if (!is_write(kind) && !load_block(drive)) return;
+  // PIO blocks load now; DMA blocks when the bus master asks (and perhaps
+  // straight into guest memory).
+  if (kind == Transfer::PioIn && !load_block(drive)) return;
+  block_loaded_[state_.selected()] = kind != Transfer::DmaIn;
   drive.status = kStatusIdle | kStatusDrq;
   if (kind == Transfer::PioIn) {
     raise_irq(drive);  // the first block is ready

@@ -211,8 +211,12 @@ bool IdeChannel::block_done(DriveState& drive) {
   }
   drive.buffer.resize(std::size_t{std::min<std::uint32_t>(drive.block_sectors, drive.sectors_left)} *
                       kSectorSize);
+  if (dma) {
+    block_loaded_[state_.selected()] = false;  // loaded when the bus master asks for it
+    return true;
+  }
   if (in && !load_block(drive)) return false;
-  if (!dma) raise_irq(drive);  // the next DRQ block is ready
+  raise_irq(drive);  // the next DRQ block is ready
   return true;
 }
 
@@ -225,9 +229,44 @@ bool IdeChannel::dma_pending(bool& to_memory) const {
   return true;
 }
 
+bool IdeChannel::ensure_block_loaded(DriveState& drive, unsigned index) {
+  if (drive.transfer != Transfer::DmaIn || block_loaded_[index]) return true;
+  if (!load_block(drive)) return false;
+  block_loaded_[index] = true;
+  return true;
+}
+
+void IdeChannel::load_pending_blocks() {
+  for (unsigned i = 0; i < 2; ++i)
+    if (present(i)) ensure_block_loaded(state_.drive(i), i);
+}
+
+void IdeChannel::mark_blocks_loaded() {
+  block_loaded_ = {true, true};
+}
+
 std::span<std::uint8_t> IdeChannel::dma_window() {
   DriveState& drive = selected_drive();
+  if (!ensure_block_loaded(drive, state_.selected())) return {};
   return std::span(drive.buffer).subspan(drive.buffer_pos);
+}
+
+IdeChannel::DirectRead IdeChannel::dma_read_direct(std::span<std::uint8_t> destination) {
+  const unsigned sel = state_.selected();
+  DriveState& drive = state_.drive(sel);
+  if (drive.transfer != Transfer::DmaIn || block_loaded_[sel] || drive.buffer_pos != 0 ||
+      destination.size() < drive.buffer.size())
+    return {0, true};
+  const std::size_t bytes = drive.buffer.size();
+  if (!drives_[sel].image->read(drive.lba, destination.first(bytes))) {
+    log_.warn("read of sector {} from {} failed; the command ends with UNC", drive.lba,
+              drives_[sel].image->path());
+    finish_error(drive, kErrorUnc | kErrorAbrt);
+    return {0, false};
+  }
+  // The block went straight to guest memory; the buffer is skipped.
+  drive.buffer_pos = static_cast<std::uint32_t>(bytes);
+  return {bytes, block_done(drive)};
 }
 
 bool IdeChannel::dma_advance(std::size_t bytes) {

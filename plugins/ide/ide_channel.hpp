@@ -47,8 +47,21 @@ class IdeChannel {
   // ---- The bus master's side of a DMA data phase ----
   // True when the selected drive waits for DMA; `to_memory` is its direction.
   bool dma_pending(bool& to_memory) const;
-  // The bytes of the current block not yet moved (non-empty while pending).
+  // The bytes of the current block not yet moved (non-empty while pending;
+  // empty when loading the block failed and ended the command).
   std::span<std::uint8_t> dma_window();
+  // A read's next whole block straight into `destination` (guest memory),
+  // when it fits and none of it has moved yet: `bytes` 0 means not done this
+  // way; `ok` false means the command ended in error.
+  struct DirectRead {
+    std::size_t bytes;
+    bool ok;
+  };
+  DirectRead dma_read_direct(std::span<std::uint8_t> destination);
+  // Before a save: blocks a DMA read has not loaded yet are loaded, so the
+  // buffer in the state holds the data. After a load: the buffers are loaded.
+  void load_pending_blocks();
+  void mark_blocks_loaded();
   // `bytes` of the window moved; refills or writes out the block, completes
   // the command at its end. False when the command ended in error.
   bool dma_advance(std::size_t bytes);
@@ -82,11 +95,15 @@ class IdeChannel {
   void verify(DriveState& drive, bool ext);
   bool load_block(DriveState& drive);
   bool store_block(DriveState& drive);
+  bool ensure_block_loaded(DriveState& drive, unsigned index);
 
   ChannelState& state_;
   std::array<DrivePosition, 2> drives_;
   Hooks hooks_;
   sdk::RateLimitedLog& log_;
+  // Whether each drive's DMA-in buffer holds its block yet (not migrated:
+  // pre_save loads every pending block, so a loaded state always has them).
+  std::array<bool, 2> block_loaded_{true, true};
 };
 
 }  // namespace molt::ide

@@ -137,13 +137,17 @@ void validate_ide_state(const IdeState& state, const DriveCapacities& capacities
   }
 }
 
-std::unique_ptr<sdk::StateDescriptor> make_ide_state_descriptor(const DriveCapacities& capacities) {
+std::unique_ptr<sdk::StateDescriptor> make_ide_state_descriptor(const DriveCapacities& capacities,
+                                                                std::function<void()> before_save) {
   auto always_channel = [](const IdeState&) { return true; };
   return std::make_unique<sdk::StateDescriptor>(
       sdk::StateDescriptorBuilder<IdeState>("piix3-ide", 1, 1)
           .subsection(channel_descriptor(false), &IdeState::primary, always_channel)
           .subsection(channel_descriptor(true), &IdeState::secondary, always_channel)
           .subsection(sdk::pci_function_descriptor(), &IdeState::pci, always_channel)
+          .pre_save([before_save = std::move(before_save)](IdeState&) {
+            if (before_save) before_save();
+          })
           .post_load([capacities](const IdeState& s, std::uint32_t) { validate_ide_state(s, capacities); })
           .build());
 }

@@ -4,6 +4,8 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <vector>
 
 #include <molt/sdk/pci.hpp>
@@ -93,6 +95,9 @@ void validate_ide_state(const IdeState& state, const DriveCapacities& capacities
 
 // The descriptor, with validation against `capacities`. Each device builds its
 // own (the capacities differ); the layout is the same for all.
-std::unique_ptr<sdk::StateDescriptor> make_ide_state_descriptor(const DriveCapacities& capacities);
+// `before_save` runs first when the state is saved (the device completes
+// buffers it fills lazily).
+std::unique_ptr<sdk::StateDescriptor> make_ide_state_descriptor(const DriveCapacities& capacities,
+                                                                std::function<void()> before_save = {});
 
 }  // namespace molt::ide

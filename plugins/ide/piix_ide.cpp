@@ -86,7 +86,7 @@ void PiixIdeDevice::realize() {
 
   DriveCapacities capacities{};
   for (unsigned i = 0; i < 4; ++i) capacities[i] = images_[i] ? images_[i]->sectors() : 0;
-  descriptor_ = make_ide_state_descriptor(capacities);
+  descriptor_ = make_ide_state_descriptor(capacities, [this] { pre_save(); });
 }
 
 void PiixIdeDevice::claim_channel(unsigned c) {
@@ -141,7 +141,12 @@ sdk::StateBinding PiixIdeDevice::state() {
   return sdk::StateBinding::of(*descriptor_, state_);
 }
 
+void PiixIdeDevice::pre_save() {
+  for (auto& channel : channels_) channel->load_pending_blocks();
+}
+
 void PiixIdeDevice::post_load() {
+  for (auto& channel : channels_) channel->mark_blocks_loaded();
   pci_->post_load();
   for (auto& channel : channels_) channel->update_irq();
 }

@@ -33,6 +33,7 @@ class PiixIdeDevice final : public sdk::Device {
   void realize() override;
   void reset() override;
   sdk::StateBinding state() override;
+  void pre_save() override;
   void post_load() override;
 
   const IdeState& ide_state() const { return state_; }
