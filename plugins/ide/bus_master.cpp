@@ -86,12 +86,13 @@ bool BusMaster::move_region(std::uint64_t address, std::uint32_t length, bool to
   // Each step moves at least one byte, so this ends within `length` steps;
   // it is bounded further by the drive's block size (whole blocks per step).
   while (left > 0 && channel_.dma_pending(to_memory_now)) {
-    if (to_memory) {
-      // Whole blocks go from the image straight into guest RAM when the
+    {
+      // Whole blocks go between the image and guest RAM directly when the
       // region holds them: no copy through the drive's buffer.
       const std::span<std::uint8_t> ram = memory_.map(address, left);
-      const IdeChannel::DirectRead direct = channel_.dma_read_direct(ram);
-      if (direct.bytes != 0) memory_.mark_dirty(address, direct.bytes);
+      const IdeChannel::DirectRead direct =
+          to_memory ? channel_.dma_read_direct(ram) : channel_.dma_write_direct(ram);
+      if (to_memory && direct.bytes != 0) memory_.mark_dirty(address, direct.bytes);
       if (!direct.ok) {
         state_.bm_status &= static_cast<std::uint8_t>(~kBmStatusActive);
         return false;

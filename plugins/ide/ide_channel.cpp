@@ -188,11 +188,11 @@ void IdeChannel::finish_error(DriveState& drive, std::uint8_t error) {
 // The current block has moved completely. Reads load the next block (or end
 // quietly: the last PIO block raises no interrupt); writes store it and ask
 // for the next (or complete). False when the command ended in error.
-bool IdeChannel::block_done(DriveState& drive) {
+bool IdeChannel::block_done(DriveState& drive, bool stored) {
   const bool in = drive.transfer == Transfer::PioIn || drive.transfer == Transfer::DmaIn;
   const bool dma = drive.transfer == Transfer::DmaIn || drive.transfer == Transfer::DmaOut;
   const auto moved = static_cast<std::uint32_t>(drive.buffer.size() / kSectorSize);
-  if (!in && !store_block(drive)) return false;
+  if (!in && !stored && !store_block(drive)) return false;
   drive.lba += moved;
   drive.sectors_left -= moved;
   drive.buffer_pos = 0;
@@ -267,6 +267,22 @@ IdeChannel::DirectRead IdeChannel::dma_read_direct(std::span<std::uint8_t> desti
   // The block went straight to guest memory; the buffer is skipped.
   drive.buffer_pos = static_cast<std::uint32_t>(bytes);
   return {bytes, block_done(drive)};
+}
+
+IdeChannel::DirectRead IdeChannel::dma_write_direct(std::span<const std::uint8_t> source) {
+  const unsigned sel = state_.selected();
+  DriveState& drive = state_.drive(sel);
+  if (drive.transfer != Transfer::DmaOut || drive.buffer_pos != 0 || source.size() < drive.buffer.size())
+    return {0, true};
+  const std::size_t bytes = drive.buffer.size();
+  if (!drives_[sel].image->write(drive.lba, source.first(bytes))) {
+    log_.warn("write of sector {} to {} failed; the command is aborted", drive.lba,
+              drives_[sel].image->path());
+    finish_error(drive, kErrorAbrt);
+    return {0, false};
+  }
+  drive.buffer_pos = static_cast<std::uint32_t>(bytes);
+  return {bytes, block_done(drive, true)};
 }
 
 bool IdeChannel::dma_advance(std::size_t bytes) {

@@ -58,6 +58,8 @@ class IdeChannel {
     bool ok;
   };
   DirectRead dma_read_direct(std::span<std::uint8_t> destination);
+  // A write's next whole block straight from `source` (guest memory) to the image.
+  DirectRead dma_write_direct(std::span<const std::uint8_t> source);
   // Before a save: blocks a DMA read has not loaded yet are loaded, so the
   // buffer in the state holds the data. After a load: the buffers are loaded.
   void load_pending_blocks();
@@ -80,7 +82,8 @@ class IdeChannel {
   void end_transfer(DriveState& drive);
   void finish_ok(DriveState& drive);
   void finish_error(DriveState& drive, std::uint8_t error);
-  bool block_done(DriveState& drive);
+  // `stored`: a write's block already reached the image.
+  bool block_done(DriveState& drive, bool stored = false);
 
   // ata_commands.cpp
   void execute(std::uint8_t command);
