@@ -167,8 +167,8 @@ static void identify(void) {
   uint64_t lba28 = w[60] | (uint32_t)w[61] << 16;
   uint64_t ext = (uint64_t)w[100] | (uint64_t)w[101] << 16 | (uint64_t)w[102] << 32 | (uint64_t)w[103] << 48;
   disk_sectors = lba48 ? ext : lba28;
-  printf("@ide identify sectors=%lu lba48=%d multiple=%u udma=0x%02x serial=%s model=%s\n", disk_sectors, lba48,
-         w[47] & 0xff, w[88] & 0xff, serial, model);
+  printf("@ide identify sectors=%lu lba48=%d multiple=%u udma=0x%02x serial=%s model=%s\n", disk_sectors,
+         lba48, w[47] & 0xff, w[88] & 0xff, serial, model);
   if (!lba48 || (w[47] & 0xff) < MULTIPLE || !(w[49] & (1u << 8))) fail("ide-missing-feature");
 }
 
@@ -322,9 +322,12 @@ static void report(const char* path, const char* op, uint64_t ticks, int64_t err
   uint64_t us = tsc_to_us(ticks);
   uint64_t bytes = disk_sectors * SECTOR;
   uint64_t kib_s = us ? bytes * 1000000 / 1024 / us : 0;
-  printf("@ide %s %s sectors=%lu us=%lu kib_s=%lu mib_s=%lu", path, op, disk_sectors, us, kib_s, kib_s / 1024);
-  if (errors >= 0) printf(" errors=%ld %s\n", errors, errors == 0 ? "ok" : "fail");
-  else printf(" ok\n");
+  printf("@ide %s %s sectors=%lu us=%lu kib_s=%lu mib_s=%lu", path, op, disk_sectors, us, kib_s,
+         kib_s / 1024);
+  if (errors >= 0)
+    printf(" errors=%ld %s\n", errors, errors == 0 ? "ok" : "fail");
+  else
+    printf(" ok\n");
 }
 
 static int run_full(uint32_t seed) {
@@ -348,7 +351,8 @@ static int run_full(uint32_t seed) {
 int scenario_ide(int argc, char** argv) {
   const char* mode = "full";
   const char* seed_arg = NULL;
-  if (argc > 1 && (strcmp(argv[1], "full") == 0 || strcmp(argv[1], "verify") == 0 || strcmp(argv[1], "bench") == 0)) {
+  if (argc > 1 &&
+      (strcmp(argv[1], "full") == 0 || strcmp(argv[1], "verify") == 0 || strcmp(argv[1], "bench") == 0)) {
     mode = argv[1];
     seed_arg = argc > 2 ? argv[2] : NULL;
   } else if (argc > 1) {
@@ -365,7 +369,8 @@ int scenario_ide(int argc, char** argv) {
   uint64_t ticks;
   if (strcmp(mode, "verify") == 0) {
     uint64_t errors = dma_verify_all((uint32_t)seed, &ticks);
-    printf("@ide verify seed=%lu sectors=%lu errors=%lu %s\n", seed, disk_sectors, errors, errors ? "fail" : "ok");
+    printf("@ide verify seed=%lu sectors=%lu errors=%lu %s\n", seed, disk_sectors, errors,
+           errors ? "fail" : "ok");
     return errors ? 1 : 0;
   }
   if (strcmp(mode, "bench") == 0) {
