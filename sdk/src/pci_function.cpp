@@ -130,7 +130,10 @@ void PciFunction::add_bar(unsigned index, PciBar bar) {
   const auto reg = static_cast<std::uint16_t>(kBar0 + 4 * index);
   const std::uint64_t address_mask = ~(size - 1);
   if (io) {
-    set_bytes(reg, 4, 0x1, static_cast<std::uint32_t>(address_mask & 0xfffc), 0);
+    // All 32 address bits are writable, as on PIIX and QEMU: firmware sizes a
+    // BAR as the complement of what reads back, and 16 writable bits would
+    // make a 16-byte I/O BAR look nearly 4 GiB wide. Decoding uses 16 bits.
+    set_bytes(reg, 4, 0x1, static_cast<std::uint32_t>(address_mask & 0xfffffffcu), 0);
   } else {
     const std::uint32_t type = (wide ? 0x4u : 0x0u) | (bar.prefetchable ? 0x8u : 0x0u);
     set_bytes(reg, 4, type, static_cast<std::uint32_t>(address_mask & 0xfffffff0u), 0);
