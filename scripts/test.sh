@@ -6,5 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
 guest/linux/fetch-kernel.sh >/dev/null 2>&1 || echo "test: could not fetch Debian's kernel; the Linux witness tests will say so" >&2
+guest/seabios/fetch-seabios.sh >/dev/null 2>&1 || echo "test: could not fetch Debian's seabios; the SeaBIOS tests will fail and say how to fetch it" >&2
 cd build
 ctest --output-on-failure -j2 --timeout 600 "$@"

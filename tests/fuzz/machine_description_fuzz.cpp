@@ -101,7 +101,9 @@ void check_description(const machine::MachineDescription& desc, const machine::H
   if (desc.memory_size == 0 || desc.memory_size % 4096 != 0) bug("accepted a memory size that is not pages");
   if (limits.host_memory_bytes && desc.memory_size > *limits.host_memory_bytes)
     bug("accepted more memory than the host has");
-  if (!desc.kernel.path.is_absolute()) bug("kernel path is not absolute", desc.kernel.path.native());
+  if (desc.kernel.path.empty() ? !desc.firmware : !desc.kernel.path.is_absolute())
+    bug("kernel path is neither absolute nor left out for firmware", desc.kernel.path.native());
+  if (desc.firmware && !desc.firmware->path.is_absolute()) bug("firmware path is not absolute");
   if (desc.kernel.initrd && !desc.kernel.initrd->is_absolute()) bug("initrd path is not absolute");
   if (desc.kernel.cmdline.find('\0') != std::string::npos) bug("accepted a command line with a NUL");
   for (const auto& dir : desc.plugin_dirs) {
@@ -125,6 +127,7 @@ bool holds_kind(const PropertyValue& value, PropertyType type) {
     case PropertyType::Size:
       return std::holds_alternative<std::uint64_t>(value);
     case PropertyType::String:
+    case PropertyType::Path:
     case PropertyType::Enum:
       return std::holds_alternative<std::string>(value);
   }
