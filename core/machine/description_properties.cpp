@@ -68,6 +68,7 @@ PropertyValue read_property(const PropertySpec& spec, const json::value& value, 
     case PropertyType::Size:
       return json_read::read_size(value, where, spec.min, spec.max);
     case PropertyType::String:
+    case PropertyType::Path:
       return json_read::read_string(value, where);
     case PropertyType::Enum:
       return json_read::read_choice(value, where, spec.choices);
@@ -83,10 +84,22 @@ bool value_fits_type(const PropertyValue& value, PropertyType type) {
     case PropertyType::Size:
       return std::holds_alternative<std::uint64_t>(value);
     case PropertyType::String:
+    case PropertyType::Path:
     case PropertyType::Enum:
       return std::holds_alternative<std::string>(value);
   }
   return false;
+}
+
+// Paths in device properties mean the same as the file's own paths: relative
+// to the machine file's directory (the current directory for text).
+std::string resolve_path_property(const std::string& value, const std::filesystem::path& source) {
+  if (value.empty()) return value;
+  const std::filesystem::path p(value);
+  if (p.is_absolute()) return p.lexically_normal().string();
+  const std::filesystem::path base =
+      source.empty() ? std::filesystem::current_path() : std::filesystem::absolute(source).parent_path();
+  return (base / p).lexically_normal().string();
 }
 
 // A compat table is core code, not user input: a mismatch is a bug to report loudly.
@@ -138,7 +151,9 @@ molt::sdk::Properties resolve_properties(const molt::sdk::DeviceType& type, cons
       where.member(name).fail("unknown property " + quote_json(name) + " of device type " +
                               quote_json(type.name) + "; " + known);
     }
-    resolved.set(name, read_property(*spec, member.value(), where.member(name)));
+    PropertyValue value = read_property(*spec, member.value(), where.member(name));
+    if (spec->type == PropertyType::Path) value = resolve_path_property(std::get<std::string>(value), device.source);
+    resolved.set(name, std::move(value));
   }
   for (const auto& spec : type.properties) {
     if (resolved.has(spec.name)) continue;

@@ -90,7 +90,7 @@ sdk::DeviceType debugcon_type() {
                .doc = "what a read of the port returns (SeaBIOS checks for 0xe9)",
                .max = 0xff},
               {.name = "path",
-               .type = PropertyType::String,
+               .type = PropertyType::Path,
                .default_value = std::string{},
                .doc = "file to write to; empty: molt's standard output",
                .migration_relevant = false},

@@ -13,7 +13,7 @@ std::vector<sdk::PropertySpec> ide_properties() {
   for (const char* position : kPositionNames) {
     const std::string name = position;
     specs.push_back({.name = name,
-                     .type = PropertyType::String,
+                     .type = PropertyType::Path,
                      .default_value = std::string(),
                      .doc = "raw disk image of the " + name +
                             " drive (a whole number of 512-byte sectors); "

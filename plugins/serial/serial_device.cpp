@@ -154,7 +154,7 @@ std::vector<sdk::PropertySpec> serial_properties() {
                    .choices = {"stdio", "file", "unix-socket", "none"},
                    .migration_relevant = false});
   props.push_back({.name = "path",
-                   .type = PropertyType::String,
+                   .type = PropertyType::Path,
                    .default_value = std::string(),
                    .doc = "file backend: the output file; unix-socket backend: the socket path",
                    .migration_relevant = false});

@@ -13,6 +13,7 @@ const char* to_string(PropertyType type) {
     case PropertyType::UInt: return "unsigned integer";
     case PropertyType::Size: return "size";
     case PropertyType::String: return "string";
+    case PropertyType::Path: return "path";
     case PropertyType::Enum: return "enum";
   }
   return "?";

@@ -18,6 +18,8 @@ enum class PropertyType {
   UInt,    // JSON non-negative integer (or "0x.." string), within [min, max]
   Size,    // JSON integer bytes or a string with a K/M/G/T suffix ("512M")
   String,  // JSON string
+  Path,    // JSON string naming a file; the core makes a relative path absolute
+           // against the machine file's directory (empty stays empty)
   Enum,    // JSON string, one of `choices`
 };
 
