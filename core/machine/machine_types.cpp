@@ -11,7 +11,12 @@ const std::vector<MachineType>& machine_types() {
   // version, the defaults this version keeps. Add a new version by appending
   // an entry and copying the changed defaults into every older entry.
   static const std::vector<MachineType> types = {
-      {"molt-pc-1.0", "the first pc machine: 16550A serial, debug-exit", {}},
+      {"molt-pc-1.0",
+       "the first pc machine: i440FX/PIIX3, 16550A, MC146818, PIIX3 IDE, fw_cfg with the port interface only",
+       {{"fw-cfg", {{"dma", false}}}}},
+      {"molt-pc-1.1", "fw_cfg offers its DMA interface by default (firmware loads files without a port access "
+                      "per byte)",
+       {}},
   };
   return types;
 }
