@@ -210,6 +210,9 @@ class FakeContext final : public DeviceContext {
   }
   MachineControl& machine() override { return machine_; }
   PciBus& pci_bus() override { return machine_.pci_; }
+  void emit_event(const std::string& name, const std::map<std::string, PropertyValue>& data) override {
+    machine_.events_.push_back(FakeMachine::EmittedEvent{id_, name, data});
+  }
 
  private:
   FakeMachine& machine_;

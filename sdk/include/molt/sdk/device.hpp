@@ -12,11 +12,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include <molt/sdk/error.hpp>
 #include <molt/sdk/properties.hpp>
 
 namespace spdlog {
@@ -154,6 +156,15 @@ class DeviceContext {
   // The machine's PCI bus 0, where a PciFunction (molt/sdk/pci.hpp) plugs in.
   // Throws sdk::Error on a machine without one.
   virtual PciBus& pci_bus();
+
+  // Tells the monitor's subscribers that something happened to this device
+  // ("link-up", "media-changed"), with a few values. The core also remembers
+  // the latest data of each event name, so device.list reports the same state
+  // to a client that connects later. Callable from any device callback.
+  virtual void emit_event(const std::string& name, const std::map<std::string, PropertyValue>& data) {
+    (void)name;
+    (void)data;
+  }
 };
 
 // What a device migrates: a descriptor bound to its plain State struct; or, for
@@ -187,6 +198,14 @@ class Device {
   // recompute what is derived (IRQ levels, timers) from the loaded State.
   virtual void pre_save() {}
   virtual void post_load() {}
+  // A property declared settable_at_runtime, changed through the monitor
+  // while the guest runs; `value` already has the declared type and range.
+  // Called under the device's lock. Throws sdk::Error with a sentence to
+  // refuse; the core then keeps the old value. By default devices refuse.
+  virtual void set_property(const std::string& name, const PropertyValue& value) {
+    (void)value;
+    throw Error("this device does not change property '" + name + "' while the guest runs");
+  }
 };
 
 }  // namespace molt::sdk

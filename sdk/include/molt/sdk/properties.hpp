@@ -38,6 +38,9 @@ struct PropertySpec {
   std::uint64_t max = std::numeric_limits<std::uint64_t>::max();
   // Compared between source and destination before a migration.
   bool migration_relevant = true;
+  // The monitor's device.set may change it while the guest runs; the device
+  // then gets Device::set_property() and may still refuse the value.
+  bool settable_at_runtime = false;
 };
 
 // Validated property values of one device instance, defaults filled in.

@@ -187,6 +187,14 @@ class FakeMachine final : public MachineControl {
   }
   const std::optional<std::pair<ExitReason, int>>& exit_request() const { return exit_; }
 
+  // Events devices emitted through DeviceContext::emit_event, in order.
+  struct EmittedEvent {
+    std::string device;
+    std::string name;
+    std::map<std::string, PropertyValue> data;
+  };
+  const std::vector<EmittedEvent>& events() const { return events_; }
+
  private:
   friend class FakeContext;
   friend class FakeFdWatch;
@@ -200,6 +208,7 @@ class FakeMachine final : public MachineControl {
   std::optional<std::pair<ExitReason, int>> exit_;
   MachineInfo info_;
   std::vector<std::pair<std::uint64_t, std::uint32_t>> msis_;
+  std::vector<EmittedEvent> events_;
 };
 
 }  // namespace molt::sdk::testing
