@@ -17,6 +17,8 @@
 #include "core/machine/description.hpp"
 #include "core/machine/machine.hpp"
 #include "core/machine/machine_types.hpp"
+#include "core/monitor/machine_control.hpp"
+#include "core/monitor/server.hpp"
 #include "core/plugin/registry.hpp"
 
 namespace molt::core::app {
@@ -35,6 +37,8 @@ void add_run_options(CLI::App& cmd, RunOptions& o) {
   cmd.add_option("--memory,-m", o.memory, "Guest RAM instead of the file's: 512M, 2G, or bytes");
   cmd.add_option("--vcpus,--smp", o.vcpus, "Number of vCPUs instead of the file's");
   cmd.add_option("--plugin-dir", o.plugin_dirs, "Also load plugins from this directory (repeatable)");
+  cmd.add_option("--api-socket", o.api_socket,
+                 "Serve the JSON-RPC monitor on this UNIX socket (docs/monitor.md), instead of the file's api_socket");
 }
 
 namespace {
@@ -116,7 +120,23 @@ int run_machine(const RunOptions& o, const sigset_t& stop_signals) {
   machine::Machine vm(config);
   kvm::Fd signal_fd;
   watch_stop_signals(vm, stop_signals, signal_fd);
+
+  // The monitor listens before the guest starts, so a client can connect and
+  // subscribe as soon as the socket exists.
+  monitor::MachineVmControl control(vm, registry);
+  std::optional<monitor::MonitorServer> server;
+  const std::optional<fs::path> api_socket =
+      o.api_socket ? std::optional<fs::path>(fs::absolute(*o.api_socket)) : description.api_socket;
+  if (api_socket) {
+    server.emplace(vm.loop(), monitor::method_table(), monitor::Services{control});
+    server->listen(*api_socket);
+    control.connect_events([&server](const std::string& event, monitor::json::object params) {
+      server->publish(event, std::move(params));
+    });
+    log->info("monitor listening on {}", api_socket->string());
+  }
   const machine::ExitResult result = vm.run();
+  if (server) server->flush(std::chrono::milliseconds(500));
   if (result.reason == sdk::ExitReason::Error) {
     throw sdk::Error(result.detail);
   }

@@ -23,6 +23,8 @@ struct RunOptions {
   std::optional<std::string> memory;
   std::optional<unsigned> vcpus;
   std::vector<std::string> plugin_dirs;
+  // The JSON-RPC monitor's UNIX socket (docs/monitor.md), instead of the file's api_socket.
+  std::optional<std::string> api_socket;
 };
 
 void add_run_options(CLI::App& cmd, RunOptions& options);

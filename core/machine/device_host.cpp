@@ -147,4 +147,35 @@ std::unique_ptr<sdk::FdWatch> DeviceHost::watch_fd(int fd, std::uint32_t events,
   });
 }
 
+void DeviceHost::emit_event(const std::string& name, const std::map<std::string, sdk::PropertyValue>& data) {
+  EventSink sink;
+  {
+    std::lock_guard lock(events_mutex_);
+    last_events_[name] = data;
+    sink = event_sink_;
+  }
+  if (sink) sink(id_, name, data);
+}
+
+void DeviceHost::set_event_sink(EventSink sink) {
+  std::lock_guard lock(events_mutex_);
+  event_sink_ = std::move(sink);
+}
+
+std::map<std::string, std::map<std::string, sdk::PropertyValue>> DeviceHost::last_events() const {
+  std::lock_guard lock(events_mutex_);
+  return last_events_;
+}
+
+sdk::Properties DeviceHost::properties_snapshot() {
+  std::lock_guard lock(mutex_);
+  return properties_;
+}
+
+void DeviceHost::set_runtime_property(const std::string& name, const sdk::PropertyValue& value) {
+  std::lock_guard lock(mutex_);
+  device_->set_property(name, value);
+  properties_.set(name, value);
+}
+
 }  // namespace molt::core::machine

@@ -3,6 +3,8 @@
 // run under the device's own lock, so a device sees one callback at a time.
 #pragma once
 
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -61,6 +63,19 @@ class DeviceHost final : public sdk::DeviceContext {
                                          std::function<void(std::uint32_t)> on_ready) override;
   sdk::MachineControl& machine() override { return buses_.control; }
   sdk::PciBus& pci_bus() override;
+  void emit_event(const std::string& name, const std::map<std::string, sdk::PropertyValue>& data) override;
+
+  // Where emitted events go (the monitor); set before the vCPUs start.
+  using EventSink = std::function<void(const std::string& device, const std::string& event,
+                                       const std::map<std::string, sdk::PropertyValue>& data)>;
+  void set_event_sink(EventSink sink);
+  // The latest data of each event name this device emitted.
+  std::map<std::string, std::map<std::string, sdk::PropertyValue>> last_events() const;
+  // The resolved properties, read under the device's lock.
+  sdk::Properties properties_snapshot();
+  // Asks the device to take a run-time property (under its lock); on success
+  // the new value is what properties() reports. Throws sdk::Error if refused.
+  void set_runtime_property(const std::string& name, const sdk::PropertyValue& value);
 
  private:
   class PciPort;
@@ -76,6 +91,9 @@ class DeviceHost final : public sdk::DeviceContext {
   std::mutex mutex_;
   std::unique_ptr<sdk::PciBus> pci_port_;
   std::unique_ptr<sdk::Device> device_;
+  mutable std::mutex events_mutex_;  // not the device lock: emit_event runs under it
+  EventSink event_sink_;
+  std::map<std::string, std::map<std::string, sdk::PropertyValue>> last_events_;
 };
 
 }  // namespace molt::core::machine

@@ -41,6 +41,11 @@ std::uint64_t load_le(const std::uint8_t* p, unsigned size) {
   return v;
 }
 
+std::uint64_t steady_ns() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+
 void store_le(std::uint8_t* p, unsigned size, std::uint64_t v) { std::memcpy(p, &v, size); }
 
 kvm_segment to_kvm(const boot::Segment& s) {
@@ -88,6 +93,16 @@ void set_entry_state(kvm::Vcpu& vcpu, const boot::CpuEntryState& entry) {
 
 }  // namespace
 
+const char* to_string(RunState state) {
+  switch (state) {
+    case RunState::Starting: return "starting";
+    case RunState::Running: return "running";
+    case RunState::Paused: return "paused";
+    case RunState::ShuttingDown: return "shutting-down";
+  }
+  return "unknown";
+}
+
 int ExitResult::status() const {
   switch (reason) {
     case sdk::ExitReason::Poweroff: return 0;
@@ -106,7 +121,16 @@ class Machine::VcpuRunner {
 
   kvm::Vcpu& vcpu() { return vcpu_; }
   void start() {
-    thread_ = std::thread([this] { loop(); });
+    {
+      std::lock_guard lock(machine_.park_mutex_);
+      ++machine_.live_vcpu_threads_;
+    }
+    thread_ = std::thread([this] {
+      loop();
+      std::lock_guard lock(machine_.park_mutex_);
+      --machine_.live_vcpu_threads_;
+      machine_.park_cv_.notify_all();
+    });
     std::string name = "vcpu" + std::to_string(vcpu_.index());
     ::pthread_setname_np(thread_.native_handle(), name.c_str());
   }
@@ -137,6 +161,8 @@ void Machine::VcpuRunner::loop() {
   ::pthread_sigmask(SIG_UNBLOCK, &kick, nullptr);
   try {
     while (!machine_.stopping_) {
+      machine_.park_if_pause_requested();
+      if (machine_.stopping_) break;
       if (!vcpu_.run()) {
         vcpu_.run_area()->immediate_exit = 0;
         continue;
@@ -289,6 +315,11 @@ boot::CpuEntryState Machine::start_firmware() {
 
 Machine::~Machine() {
   stopping_ = true;
+  {
+    std::lock_guard lock(park_mutex_);
+    pause_requested_ = false;
+  }
+  park_cv_.notify_all();
   kick_all_vcpus();
   vcpus_.clear();
   devices_.clear();
@@ -343,9 +374,16 @@ ExitResult Machine::run() {
   const std::uint64_t startup_cpu = cpu_time_us();
   log_->info("starting {} vCPU(s); start-up took {}.{:03} CPU-ms", vcpus_.size(), startup_cpu / 1000,
              startup_cpu % 1000);
+  started_ns_ = steady_ns();
+  set_state(RunState::Running, "started");
   for (auto& v : vcpus_) v->start();
   loop_.run();
   stopping_ = true;
+  {
+    std::lock_guard lock(park_mutex_);
+    pause_requested_ = false;
+  }
+  park_cv_.notify_all();
   kick_all_vcpus();
   for (auto& v : vcpus_) v->join();
   std::lock_guard lock(exit_mutex_);
@@ -359,11 +397,83 @@ void Machine::kick_all_vcpus() {
 void Machine::finish(ExitResult result) {
   {
     std::lock_guard lock(exit_mutex_);
-    if (exit_) return;  // the first reason wins
-    exit_ = std::move(result);
+    if (exit_) {  // the first reason wins; the loop still must stop
+      loop_.stop();
+      return;
+    }
+    exit_ = result;
   }
   stopping_ = true;
+  {
+    // Taken so a vCPU between its predicate check and its wait sees the wake-up.
+    std::lock_guard lock(park_mutex_);
+  }
+  park_cv_.notify_all();
+  set_state(RunState::ShuttingDown, result.detail);
   loop_.stop();
+}
+
+void Machine::set_state(RunState state, const std::string& reason) {
+  state_ = state;
+  if (state_listener_) state_listener_(state, reason);
+}
+
+void Machine::park_if_pause_requested() {
+  if (!pause_requested_) return;
+  std::unique_lock lock(park_mutex_);
+  if (!pause_requested_) return;
+  ++parked_vcpus_;
+  park_cv_.notify_all();
+  park_cv_.wait(lock, [this] { return !pause_requested_ || stopping_; });
+  --parked_vcpus_;
+}
+
+bool Machine::pause(std::chrono::milliseconds timeout) {
+  if (state_ != RunState::Running) return false;
+  {
+    std::lock_guard lock(park_mutex_);
+    pause_requested_ = true;
+  }
+  kick_all_vcpus();
+  std::unique_lock lock(park_mutex_);
+  const bool parked = park_cv_.wait_for(lock, timeout, [this] { return parked_vcpus_ == live_vcpu_threads_; });
+  if (!parked || stopping_) {
+    pause_requested_ = false;
+    lock.unlock();
+    park_cv_.notify_all();
+    if (!parked) log_->warn("pause: not every vCPU stopped within {} ms; the VM keeps running", timeout.count());
+    return false;
+  }
+  lock.unlock();
+  return transition(RunState::Running, RunState::Paused, "paused on request");
+}
+
+bool Machine::transition(RunState from, RunState to, const std::string& reason) {
+  // A guest exit may have moved the state to ShuttingDown meanwhile; that wins.
+  if (!state_.compare_exchange_strong(from, to)) return false;
+  if (state_listener_) state_listener_(to, reason);
+  return true;
+}
+
+bool Machine::resume() {
+  if (state_ != RunState::Paused) return false;
+  {
+    std::lock_guard lock(park_mutex_);
+    pause_requested_ = false;
+  }
+  park_cv_.notify_all();
+  return transition(RunState::Paused, RunState::Running, "resumed on request");
+}
+
+std::uint64_t Machine::uptime_ns() const {
+  const std::uint64_t started = started_ns_;
+  if (started == 0) return 0;
+  return steady_ns() - started;
+}
+
+std::optional<ExitResult> Machine::exit_result() const {
+  std::lock_guard lock(exit_mutex_);
+  return exit_;
 }
 
 void Machine::stop(const std::string& why) { finish(ExitResult{sdk::ExitReason::Poweroff, 0, why}); }

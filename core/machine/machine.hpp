@@ -4,6 +4,9 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -56,6 +59,11 @@ struct ExitResult {
   int status() const;
 };
 
+// Where a run is. Starting: built, vCPUs not yet started. ShuttingDown: an
+// exit reason was recorded (exit_result() has it) and the loop is stopping.
+enum class RunState { Starting, Running, Paused, ShuttingDown };
+const char* to_string(RunState state);
+
 class Machine final : public sdk::MachineControl {
  public:
   // Builds the whole VM, loads the kernel and prepares vCPUs; throws sdk::Error
@@ -68,6 +76,25 @@ class Machine final : public sdk::MachineControl {
   // Thread-safe. Used by signal handling and the monitor.
   void stop(const std::string& why);
   void request_exit(sdk::ExitReason reason, int status) override;
+
+  // Parks every vCPU outside KVM_RUN and waits (at most `timeout`) until all
+  // are parked; devices' timers and the event loop keep running. Returns
+  // false, with the vCPUs released again, if they did not all park in time or
+  // the VM was not running. Call from the event loop (the monitor).
+  bool pause(std::chrono::milliseconds timeout);
+  // Releases parked vCPUs. False when the VM was not paused.
+  bool resume();
+  RunState state() const { return state_.load(); }
+  // Since run() started the vCPUs; 0 before.
+  std::uint64_t uptime_ns() const;
+  // How the run ends, once state() is ShuttingDown.
+  std::optional<ExitResult> exit_result() const;
+  // Called on every state change, from whichever thread made it (a vCPU
+  // thread for a guest exit); set before run().
+  using StateListener = std::function<void(RunState state, const std::string& reason)>;
+  void set_state_listener(StateListener listener) { state_listener_ = std::move(listener); }
+  const io::IoBus& port_bus() const { return ports_; }
+  const io::IoBus& mmio_bus() const { return mmio_; }
 
   io::EventLoop& loop() { return loop_; }
   memory::GuestRam& ram() { return *ram_; }
@@ -85,6 +112,10 @@ class Machine final : public sdk::MachineControl {
   boot::CpuEntryState start_firmware();
   void finish(ExitResult result);
   void kick_all_vcpus();
+  void set_state(RunState state, const std::string& reason);
+  bool transition(RunState from, RunState to, const std::string& reason);
+  // A vCPU thread's stop at the top of its loop while a pause is requested.
+  void park_if_pause_requested();
 
   std::shared_ptr<spdlog::logger> log_;
   kvm::System system_;
@@ -101,9 +132,19 @@ class Machine final : public sdk::MachineControl {
   std::vector<std::unique_ptr<DeviceHost>> devices_;
   std::vector<std::unique_ptr<VcpuRunner>> vcpus_;
 
-  std::mutex exit_mutex_;
+  mutable std::mutex exit_mutex_;
   std::optional<ExitResult> exit_;
   std::atomic<bool> stopping_{false};
+
+  // Pausing: vCPU threads park on park_cv_ while pause_requested_ is set.
+  std::mutex park_mutex_;
+  std::condition_variable park_cv_;
+  std::atomic<bool> pause_requested_{false};
+  unsigned parked_vcpus_ = 0;
+  unsigned live_vcpu_threads_ = 0;  // started and not yet returned
+  std::atomic<RunState> state_{RunState::Starting};
+  std::atomic<std::uint64_t> started_ns_{0};
+  StateListener state_listener_;
 };
 
 }  // namespace molt::core::machine
