@@ -134,5 +134,6 @@ int scenario_cpus(int argc, char** argv);
 int scenario_ide(int argc, char** argv);
 int scenario_pci(int argc, char** argv);
 int scenario_rtc(int argc, char** argv);
+int scenario_counter(int argc, char** argv);
 
 #endif
