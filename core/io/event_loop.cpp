@@ -88,8 +88,9 @@ EventLoop::EventLoop()
 
 EventLoop::~EventLoop() = default;
 
+// A stop() that came before run() (a vCPU that exited at once) still counts:
+// run() returns at once. A loop runs once.
 void EventLoop::run() {
-  stop_ = false;
   epoll_event events[32];
   while (!stop_) {
     const int n = ::epoll_wait(epoll_.get(), events, 32, -1);

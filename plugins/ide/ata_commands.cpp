@@ -185,8 +185,14 @@ void IdeChannel::start_identify(DriveState& drive) {
   raise_irq(drive);
 }
 
+// The drive's own image: a pending DMA block of the unselected drive is loaded
+// too (before a save), so never go by the selected one.
+const DrivePosition& IdeChannel::position_of(const DriveState& drive) const {
+  return drives_[&drive == &state_.drive(0) ? 0 : 1];
+}
+
 bool IdeChannel::load_block(DriveState& drive) {
-  const DrivePosition& position = drives_[state_.selected()];
+  const DrivePosition& position = position_of(drive);
   if (position.image->read(drive.lba, drive.buffer)) return true;
   log_.warn("read of sector {} from {} failed; the command ends with UNC", drive.lba, position.image->path());
   finish_error(drive, kErrorUnc | kErrorAbrt);
@@ -194,7 +200,7 @@ bool IdeChannel::load_block(DriveState& drive) {
 }
 
 bool IdeChannel::store_block(DriveState& drive) {
-  const DrivePosition& position = drives_[state_.selected()];
+  const DrivePosition& position = position_of(drive);
   if (position.image->write(drive.lba, drive.buffer)) return true;
   log_.warn("write of sector {} to {} failed; the command is aborted", drive.lba, position.image->path());
   finish_error(drive, kErrorAbrt);

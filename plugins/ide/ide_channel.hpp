@@ -96,6 +96,7 @@ class IdeChannel {
   void initialize_parameters(DriveState& drive);
   void flush(DriveState& drive);
   void verify(DriveState& drive, bool ext);
+  const DrivePosition& position_of(const DriveState& drive) const;
   bool load_block(DriveState& drive);
   bool store_block(DriveState& drive);
   bool ensure_block_loaded(DriveState& drive, unsigned index);

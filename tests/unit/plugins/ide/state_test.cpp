@@ -86,6 +86,27 @@ TEST_F(StateTest, PendingDmaAndBarRoundTrip) {
   EXPECT_TRUE(dest_machine_.irq(14).level());
 }
 
+// A save while the guest has selected the other (absent) drive must load the
+// pending block from the drive that owns the command, not the selected one.
+TEST_F(StateTest, PendingDmaOfTheUnselectedDriveRoundTrips) {
+  make_disk();
+  prd(0, kBufferAt, 1024, true);
+  lba28(0, 2);
+  out(kRegStatusCommand, kCmdReadDma);
+  out(kRegDevice, 0xf0);  // select the slave position, where no drive sits
+  make_destination({{"primary-master", image_}});
+  load(save());
+  EXPECT_EQ(dest_->ide_state(), device_->ide_state());
+  dest_machine_.bus().io_write(kCmd + kRegDevice, 1, 0xe0);  // back to the master
+  for (unsigned i = 0; i < 16; ++i)
+    dest_machine_.memory().bytes()[kPrdAt + i] = machine_.memory().bytes()[kPrdAt + i];
+  dest_machine_.bus().io_write(kBm + kBmPrdTable, 4, kPrdAt);
+  dest_machine_.bus().io_write(kBm + kBmCommand, 1, kBmCmdStart | kBmCmdToMemory);
+  auto& mem = dest_machine_.memory().bytes();
+  EXPECT_EQ(std::vector<std::uint8_t>(mem.begin() + kBufferAt, mem.begin() + kBufferAt + 1024),
+            expected_sectors(0, 2));
+}
+
 TEST_F(StateTest, GoldenVersion1StreamStillLoads) {
   image_ = make_image("golden.img", 64);
   make_destination({{"primary-master", image_}});
