@@ -13,6 +13,7 @@
 
 #include "core/app/run_command.hpp"
 #include "core/log.hpp"
+#include "core/monitor/methods.hpp"
 
 namespace {
 
@@ -40,6 +41,9 @@ int main(int argc, char** argv) {
   CLI::App* run_cmd = app.add_subcommand("run", "Boot a machine description (machines/*.json)");
   molt::core::app::add_run_options(*run_cmd, run);
 
+  CLI::App* reference_cmd = app.add_subcommand(
+      "monitor-reference", "Print the monitor's method and event reference (the generated part of docs/monitor.md)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -50,6 +54,7 @@ int main(int argc, char** argv) {
   try {
     molt::core::set_log_level(log_level);
     if (*run_cmd) return molt::core::app::run_machine(run, stop_signals);
+    if (*reference_cmd) std::fputs(molt::core::monitor::render_reference_markdown().c_str(), stdout);
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "molt: %s\n", e.what());
