@@ -22,6 +22,7 @@ cmake --install "$build" --prefix "$prefix" >/dev/null
 
 # The installed molt must use the installed SDK library, not the build tree's.
 sdk_lib=$(ldd "$prefix/bin/molt" | awk '/libmolt-sdk\.so/ { print $3 }')
+[[ -n $sdk_lib && -e $sdk_lib ]] && sdk_lib=$(realpath "$sdk_lib")
 [[ $sdk_lib == "$prefix/lib/libmolt-sdk.so."* ]] ||
   die "the installed molt loads libmolt-sdk from '${sdk_lib:-nowhere}', not from $prefix/lib (its RUNPATH: $(readelf -d "$prefix/bin/molt" | sed -n 's/.*runpath: //p'))"
 
