@@ -275,7 +275,9 @@ void Mc146818::prepare_save(std::int64_t now, std::int64_t realtime_ns) {
 // (downtime of a migration, or the age of a snapshot) moves the clock on, as
 // the battery would have; a destination clock behind the source adds nothing.
 void Mc146818::restore(std::int64_t now, std::int64_t realtime_ns) {
-  const std::int64_t away = std::clamp<std::int64_t>(realtime_ns - s_.saved_realtime_ns, 0, kMaxCatchUpNs);
+  std::int64_t away = 0;  // a host clock before the save (or an overflow) means no catch-up
+  if (__builtin_sub_overflow(realtime_ns, s_.saved_realtime_ns, &away)) away = 0;
+  away = std::clamp<std::int64_t>(away, 0, kMaxCatchUpNs);
   anchor_ns_ = now - static_cast<std::int64_t>(s_.divider_phase_ns) - away;
   last_sync_ns_ = anchor_ns_;
   irq_level_ = (s_.reg_c & kCIrqFlag) != 0;

@@ -46,6 +46,10 @@ void validate_rtc_state(const RtcState& s) {
   if (s.reg_d != kDValidRamAndTime) {
     throw sdk::StateError("reg_d", hex_byte(s.reg_d) + " is not 0x80: register D holds only VRT, always set");
   }
+  if (s.saved_realtime_ns < 0) {
+    // The source's wall clock at save time; the catch-up on load subtracts it.
+    throw sdk::StateError("saved_realtime_ns", std::to_string(s.saved_realtime_ns) + " is before 1970");
+  }
   if (s.divider_phase_ns >= 1'000'000'000ull) {
     throw sdk::StateError("divider_phase_ns", std::to_string(s.divider_phase_ns) +
                                                   " ns is a second or more past the last update");

@@ -331,7 +331,8 @@ void PciFunction::update_bar_mapping(unsigned index) {
       wanted = memory_enabled() && base != 0 && base + size <= (1ull << 32);
       break;
     case PciBarKind::Memory64:
-      wanted = memory_enabled() && base != 0 && base + size <= kPhysicalAddressLimit;
+      wanted = memory_enabled() && base != 0 && size <= kPhysicalAddressLimit &&
+               base <= kPhysicalAddressLimit - size;  // no wrap when the guest writes the top dword as all ones
       break;
   }
   if (wanted && slot.region && slot.mapped_at == base) return;
