@@ -55,7 +55,7 @@ std::string hex_byte(std::uint8_t b) {
 std::string reason_of(const StateError& e) {
   std::string what = e.what();
   if (e.field().empty()) return what;
-  const std::string prefix = "field '" + e.field() + "': ";
+  const std::string prefix = e.field() + ": ";  // as StateError builds its message
   return what.rfind(prefix, 0) == 0 ? what.substr(prefix.size()) : what;
 }
 
