@@ -17,7 +17,9 @@ function(molt_add_plugin name)
   set_target_properties(molt_${name} PROPERTIES
     PREFIX "" OUTPUT_NAME "molt-${name}"
     LIBRARY_OUTPUT_DIRECTORY ${MOLT_PLUGIN_OUTPUT_DIR}
-    CXX_VISIBILITY_PRESET hidden)
+    CXX_VISIBILITY_PRESET hidden
+    # No RUNPATH: molt has libmolt-sdk.so loaded before it opens a plugin.
+    SKIP_BUILD_RPATH ON)
   install(TARGETS molt_${name} LIBRARY DESTINATION lib/molt/plugins)
   set_property(GLOBAL APPEND PROPERTY MOLT_PLUGIN_TARGETS molt_${name})
 endfunction()
