@@ -68,7 +68,7 @@ TEST_F(LinuxWitness, VmlinuxThroughPvhReportsWhatMoltGaveIt) {
   const std::string cmdline = "console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1 molt.witness=pvh-512m";
   MoltProcess linux_guest(args(vmlinux, cmdline, "512M", 2));
 
-  ASSERT_TRUE(linux_guest.wait_for_line("Linux version 6\\.", 60s)) << linux_guest.console() << linux_guest.errors();
+  ASSERT_TRUE(linux_guest.wait_for_line("Linux version 6\\.", 150s)) << linux_guest.console() << linux_guest.errors();
   EXPECT_TRUE(linux_guest.wait_for_line("Command line: " + std::regex_replace(cmdline, std::regex(R"([.])"), "\\.") + "$", 60s))
       << linux_guest.console();
   ASSERT_TRUE(linux_guest.wait_for_line("Hypervisor detected: KVM", 90s)) << linux_guest.console();
