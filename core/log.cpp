@@ -1,5 +1,7 @@
 #include "core/log.hpp"
 
+#include "core/monitor/trace.hpp"
+
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -22,6 +24,8 @@ std::shared_ptr<spdlog::logger> logger(const std::string& name) {
   if (auto existing = spdlog::get(name)) return existing;
   auto created = std::make_shared<spdlog::logger>(name, shared_sink());
   created->set_level(spdlog::default_logger()->level());
+  // A trace.set rule that matches this name applies to loggers made later too.
+  if (const auto level = monitor::trace_level_for(name)) created->set_level(*level);
   try {
     spdlog::register_logger(created);
   } catch (const spdlog::spdlog_ex&) {
