@@ -87,14 +87,15 @@ std::unique_ptr<sdk::IoRegion> DeviceHost::map_on(io::IoBus& bus, std::uint64_t 
   } catch (const sdk::Error& e) {
     // The guest placed a BAR over something else: real hardware would decode
     // one of them unpredictably; molt leaves this one unmapped and says so.
-    logger_->warn("not mapped: {}", e.what());
+    // Reported (rate-limited) by the caller; a guest can repeat this at will.
+    logger_->debug("not mapped: {}", e.what());
     return nullptr;
   }
 }
 
 std::unique_ptr<sdk::IoRegion> DeviceHost::map_ports(std::uint16_t base, std::uint16_t count, sdk::IoOps ops) {
   if (std::uint32_t{base} + count > 0x10000) {
-    logger_->warn("not mapped: port range {:#x}+{:#x} runs past port 0xffff", base, count);
+    logger_->debug("not mapped: port range {:#x}+{:#x} runs past port 0xffff", base, count);
     return nullptr;
   }
   return map_on(buses_.ports, base, count, std::move(ops));
@@ -132,19 +133,76 @@ void DeviceHost::signal_msi(std::uint64_t address, std::uint32_t data) {
   if (!buses_.vm.signal_msi(address, data)) logger_->debug("MSI to {:#x} data {:#x} was not delivered", address, data);
 }
 
+namespace {
+
+// A device's timer. Its expiry is checked under the device's lock: one that a
+// re-arm or cancel overtook while it waited for the lock, or one whose timer
+// the device already destroyed, is dropped instead of reaching the device.
+// The fields are only touched under that lock.
+struct TimerGate {
+  bool alive = true;
+  bool armed = false;
+  std::uint64_t deadline = 0;
+};
+
+class DeviceTimer final : public sdk::Timer {
+ public:
+  DeviceTimer(std::shared_ptr<TimerGate> gate, std::unique_ptr<sdk::Timer> loop_timer, const sdk::Clock& clock)
+      : gate_(std::move(gate)), loop_timer_(std::move(loop_timer)), clock_(clock) {}
+  ~DeviceTimer() override { gate_->alive = gate_->armed = false; }
+  void arm_at(std::uint64_t deadline) override {
+    gate_->armed = true;
+    gate_->deadline = deadline;
+    loop_timer_->arm_at(deadline);
+  }
+  void arm_after(std::uint64_t delay) override { arm_at(clock_.monotonic_ns() + delay); }
+  void cancel() override {
+    gate_->armed = false;
+    loop_timer_->cancel();
+  }
+  bool armed() const override { return gate_->armed; }
+
+ private:
+  std::shared_ptr<TimerGate> gate_;
+  std::unique_ptr<sdk::Timer> loop_timer_;
+  const sdk::Clock& clock_;
+};
+
+// A device's fd watch: a readiness that waited for the device's lock while the
+// device destroyed the watch (and maybe closed the fd) is dropped.
+class DeviceFdWatch final : public sdk::FdWatch {
+ public:
+  DeviceFdWatch(std::shared_ptr<bool> alive, std::unique_ptr<sdk::FdWatch> loop_watch)
+      : alive_(std::move(alive)), loop_watch_(std::move(loop_watch)) {}
+  ~DeviceFdWatch() override { *alive_ = false; }
+  void set_events(std::uint32_t events) override { loop_watch_->set_events(events); }
+
+ private:
+  std::shared_ptr<bool> alive_;
+  std::unique_ptr<sdk::FdWatch> loop_watch_;
+};
+
+}  // namespace
+
 std::unique_ptr<sdk::Timer> DeviceHost::create_timer(std::function<void()> on_expiry) {
-  return buses_.loop.create_timer([this, cb = std::move(on_expiry)] {
+  auto gate = std::make_shared<TimerGate>();
+  auto loop_timer = buses_.loop.create_timer([this, gate, cb = std::move(on_expiry)] {
     std::lock_guard lock(mutex_);
+    if (!gate->alive || !gate->armed || buses_.clock.monotonic_ns() < gate->deadline) return;
+    gate->armed = false;
     cb();
   });
+  return std::make_unique<DeviceTimer>(std::move(gate), std::move(loop_timer), buses_.clock);
 }
 
 std::unique_ptr<sdk::FdWatch> DeviceHost::watch_fd(int fd, std::uint32_t events,
                                                    std::function<void(std::uint32_t)> on_ready) {
-  return buses_.loop.watch_fd(fd, events, [this, cb = std::move(on_ready)](std::uint32_t revents) {
+  auto alive = std::make_shared<bool>(true);
+  auto loop_watch = buses_.loop.watch_fd(fd, events, [this, alive, cb = std::move(on_ready)](std::uint32_t revents) {
     std::lock_guard lock(mutex_);
-    cb(revents);
+    if (*alive) cb(revents);
   });
+  return std::make_unique<DeviceFdWatch>(std::move(alive), std::move(loop_watch));
 }
 
 void DeviceHost::emit_event(const std::string& name, const std::map<std::string, sdk::PropertyValue>& data) {
