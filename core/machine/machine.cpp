@@ -135,7 +135,8 @@ class Machine::VcpuRunner {
     ::pthread_setname_np(thread_.native_handle(), name.c_str());
   }
   void kick() {
-    vcpu_.run_area()->immediate_exit = 1;
+    // Written by the kicking thread and the vCPU thread, read by KVM.
+    __atomic_store_n(&vcpu_.run_area()->immediate_exit, 1, __ATOMIC_RELEASE);
     if (thread_.joinable()) ::pthread_kill(thread_.native_handle(), kKickSignal);
   }
   void join() {
@@ -164,7 +165,7 @@ void Machine::VcpuRunner::loop() {
       machine_.park_if_pause_requested();
       if (machine_.stopping_) break;
       if (!vcpu_.run()) {
-        vcpu_.run_area()->immediate_exit = 0;
+        __atomic_store_n(&vcpu_.run_area()->immediate_exit, 0, __ATOMIC_RELEASE);
         continue;
       }
       kvm_run& run = *vcpu_.run_area();
