@@ -131,6 +131,27 @@ void Vm::set_irq_line(unsigned gsi, bool level) {
   ::ioctl(fd_.get(), KVM_IRQ_LINE, &irq);
 }
 
+kvm_irqchip Vm::get_irqchip(std::uint32_t chip) const {
+  kvm_irqchip state{};
+  state.chip_id = chip;
+  if (::ioctl(fd_.get(), KVM_GET_IRQCHIP, &state) < 0) fail("KVM_GET_IRQCHIP");
+  return state;
+}
+
+void Vm::set_irqchip(const kvm_irqchip& state) {
+  if (::ioctl(fd_.get(), KVM_SET_IRQCHIP, &state) < 0) fail("KVM_SET_IRQCHIP");
+}
+
+kvm_pit_state2 Vm::get_pit() const {
+  kvm_pit_state2 state{};
+  if (::ioctl(fd_.get(), KVM_GET_PIT2, &state) < 0) fail("KVM_GET_PIT2");
+  return state;
+}
+
+void Vm::set_pit(const kvm_pit_state2& state) {
+  if (::ioctl(fd_.get(), KVM_SET_PIT2, &state) < 0) fail("KVM_SET_PIT2");
+}
+
 bool Vm::signal_msi(std::uint64_t address, std::uint32_t data) {
   kvm_msi msi{};
   msi.address_lo = static_cast<std::uint32_t>(address);
@@ -207,6 +228,26 @@ void Vcpu::set_msrs(const std::vector<kvm_msr_entry>& entries) {
                        return std::string(hex);
                      })());
   }
+}
+
+kvm_mp_state Vcpu::get_mp_state() const {
+  kvm_mp_state state{};
+  ioctl_or_throw(KVM_GET_MP_STATE, &state, "KVM_GET_MP_STATE");
+  return state;
+}
+
+void Vcpu::set_mp_state(const kvm_mp_state& state) {
+  ioctl_or_throw(KVM_SET_MP_STATE, const_cast<kvm_mp_state*>(&state), "KVM_SET_MP_STATE");
+}
+
+kvm_vcpu_events Vcpu::get_events() const {
+  kvm_vcpu_events events{};
+  ioctl_or_throw(KVM_GET_VCPU_EVENTS, &events, "KVM_GET_VCPU_EVENTS");
+  return events;
+}
+
+void Vcpu::set_events(const kvm_vcpu_events& events) {
+  ioctl_or_throw(KVM_SET_VCPU_EVENTS, const_cast<kvm_vcpu_events*>(&events), "KVM_SET_VCPU_EVENTS");
 }
 
 kvm_lapic_state Vcpu::get_lapic() const {

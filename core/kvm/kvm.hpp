@@ -71,6 +71,11 @@ class Vm {
   void set_user_memory_region(std::uint32_t slot, std::uint64_t gpa, std::uint64_t size, void* host,
                               std::uint32_t flags = 0);
   void set_irq_line(unsigned gsi, bool level);
+  // In-kernel PIC (chip 0 master, 1 slave) and IOAPIC (chip 2), and the PIT.
+  kvm_irqchip get_irqchip(std::uint32_t chip) const;
+  void set_irqchip(const kvm_irqchip& state);
+  kvm_pit_state2 get_pit() const;
+  void set_pit(const kvm_pit_state2& state);
   // Injects an MSI through the in-kernel LAPICs; false if KVM refused it.
   bool signal_msi(std::uint64_t address, std::uint32_t data);
 
@@ -99,6 +104,10 @@ class Vcpu {
   void set_sregs(const kvm_sregs& sregs);
   void set_fpu(const kvm_fpu& fpu);
   void set_msrs(const std::vector<kvm_msr_entry>& msrs);
+  kvm_mp_state get_mp_state() const;
+  void set_mp_state(const kvm_mp_state& state);
+  kvm_vcpu_events get_events() const;
+  void set_events(const kvm_vcpu_events& events);
   kvm_lapic_state get_lapic() const;
   void set_lapic(const kvm_lapic_state& lapic);
 

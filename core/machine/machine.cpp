@@ -265,6 +265,8 @@ Machine::Machine(const MachineConfig& config)
   map_firmware(config);
   create_devices(config);
   load_guest(config);
+  config_ = config;
+  capture_power_on();
 }
 
 void Machine::describe(const MachineConfig& config) {
@@ -314,6 +316,8 @@ boot::CpuEntryState Machine::start_firmware() {
   return boot::reset_vector_entry();
 }
 
+kvm::Vcpu& Machine::vcpu(std::size_t index) { return vcpus_.at(index)->vcpu(); }
+
 Machine::~Machine() {
   stopping_ = true;
   {
@@ -360,7 +364,8 @@ void Machine::load_guest(const MachineConfig& config) {
   const boot::CpuEntryState bsp_entry = firmware_ ? start_firmware() : load_kernel(config);
 
   const kvm::CpuidTable supported = system_.supported_cpuid();
-  const std::vector<std::uint32_t> msrs = system_.msr_index_list();
+  supported_msrs_ = system_.msr_index_list();
+  const std::vector<std::uint32_t>& msrs = supported_msrs_;
   for (unsigned i = 0; i < config.vcpus; ++i) {
     vcpus_.push_back(std::make_unique<VcpuRunner>(*this, i));
     kvm::Vcpu& vcpu = vcpus_.back()->vcpu();

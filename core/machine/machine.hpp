@@ -84,6 +84,13 @@ class Machine final : public sdk::MachineControl {
   bool pause(std::chrono::milliseconds timeout);
   // Releases parked vCPUs. False when the VM was not paused.
   bool resume();
+  // Puts the machine back to power-on, as a reset button does: the in-kernel
+  // PIC, IOAPIC and PIT and every vCPU as they were before the first
+  // instruction, every device reset(), the kernel (or the firmware's shadow)
+  // loaded again; guest RAM is otherwise kept. The vCPUs are parked meanwhile
+  // and a running VM runs on. False when the VM is neither running nor paused
+  // or its vCPUs did not park within `timeout`. Call from the event loop.
+  bool reset(std::chrono::milliseconds timeout);
   RunState state() const { return state_.load(); }
   // Since run() started the vCPUs; 0 before.
   std::uint64_t uptime_ns() const;
@@ -116,6 +123,22 @@ class Machine final : public sdk::MachineControl {
   bool transition(RunState from, RunState to, const std::string& reason);
   // A vCPU thread's stop at the top of its loop while a pause is requested.
   void park_if_pause_requested();
+  // machine_reset.cpp: KVM's state before the first instruction, put back by reset().
+  struct VcpuPowerOn {
+    kvm_regs regs;
+    kvm_sregs sregs;
+    kvm_lapic_state lapic;
+    kvm_mp_state mp_state;
+    kvm_vcpu_events events;
+  };
+  struct PowerOnState {
+    std::vector<kvm_irqchip> irqchips;  // PIC master, PIC slave, IOAPIC
+    kvm_pit_state2 pit;
+    std::vector<VcpuPowerOn> vcpus;
+  };
+  kvm::Vcpu& vcpu(std::size_t index);  // VcpuRunner is private to machine.cpp
+  void capture_power_on();
+  void restore_power_on();
 
   std::shared_ptr<spdlog::logger> log_;
   kvm::System system_;
@@ -131,6 +154,9 @@ class Machine final : public sdk::MachineControl {
   std::unique_ptr<pci::PciHost> pci_;  // PCI bus 0 and its config mechanism
   std::vector<std::unique_ptr<DeviceHost>> devices_;
   std::vector<std::unique_ptr<VcpuRunner>> vcpus_;
+  MachineConfig config_;  // what a reset loads again
+  std::unique_ptr<PowerOnState> power_on_;
+  std::vector<std::uint32_t> supported_msrs_;
 
   mutable std::mutex exit_mutex_;
   std::optional<ExitResult> exit_;

@@ -72,10 +72,11 @@ void MachineVmControl::resume() {
 }
 
 void MachineVmControl::reset() {
-  throw RpcError(
-      kNotSupported,
-      "vm.reset is not supported by this build: molt cannot yet reinitialise the in-kernel irqchip and "
-      "vCPUs of a running VM; use vm.quit and start molt again");
+  if (!machine_.reset(kPauseTimeout)) {
+    throw RpcError(kNotInThisState,
+                   fmt::format("vm.reset: the VM is {}, or its vCPUs did not stop within {} ms; nothing was reset",
+                               machine::to_string(machine_.state()), kPauseTimeout.count()));
+  }
 }
 
 void MachineVmControl::quit() {

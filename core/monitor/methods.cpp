@@ -261,7 +261,9 @@ void add_vm_methods(MethodTable& t) {
          "vm.status's object",
          [](const Call& c) { return vm_simple(c, "vm.resume"); }});
   t.add({"vm.reset",
-         "Resets the machine. Not supported by this build (-32002): quit and start molt again.",
+         "Resets the machine as a reset button does: irqchip, PIT, vCPUs and devices back to power-on, the "
+         "kernel or firmware shadow loaded again, guest RAM otherwise kept; a running VM runs on, a paused one "
+         "stays paused. -32000 while shutting down.",
          {},
          "vm.status's object",
          [](const Call& c) { return vm_simple(c, "vm.reset"); }});

@@ -229,3 +229,30 @@ TEST(MoltctlErrors, NoMonitorIsAConnectionError) {
 
 }  // namespace
 }  // namespace molt::test
+
+namespace molt::test {
+namespace {
+
+// A reset starts the guest again from its entry (its banner and memtest's
+// first round come again), and the VM keeps running.
+TEST_F(MoltctlTest, ResetStartsTheGuestAgain) {
+  ASSERT_TRUE(molt_->wait_for_line("@memtest round=3 ", 30s)) << molt_->console();
+  Moltctl r = run({"vm", "reset"});
+  EXPECT_EQ(status, 0) << r.err;
+  EXPECT_EQ(r.out, "running\n");
+  // Not anchored: the reset can cut the line the guest was printing.
+  EXPECT_TRUE(molt_->wait_for_line("testguest: command line \"memtest 16 0\"", 30s))
+      << "the guest did not start again:\n" << molt_->console() << molt_->errors();
+  EXPECT_TRUE(molt_->wait_for_line("^@memtest round=1 .* ok$", 30s)) << molt_->console();
+  EXPECT_TRUE(molt_->wait_for_line("^@memtest round=2 .* ok$", 30s)) << molt_->console();
+  EXPECT_EQ(molt_->console().find("corrupt"), std::string::npos);
+  Moltctl s = run({"vm", "status"});
+  EXPECT_NE(s.out.find("state:   running"), std::string::npos) << s.out;
+  run({"vm", "quit"});
+  const auto exit = molt_->wait_exit(20s);
+  ASSERT_TRUE(exit.has_value());
+  EXPECT_EQ(*exit, 0) << molt_->errors();
+}
+
+}  // namespace
+}  // namespace molt::test

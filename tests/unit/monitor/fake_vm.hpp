@@ -19,7 +19,10 @@ class FakeVm final : public VmControl {
     ++pauses;
   }
   void resume() override { state = "running"; }
-  void reset() override { throw RpcError(kNotSupported, "vm.reset is not supported by the fake"); }
+  void reset() override {
+    if (state == "shutting-down") throw RpcError(kNotInThisState, "vm.reset: the VM is shutting-down");
+    ++resets;
+  }
   void quit() override { state = "shutting-down"; }
   std::vector<DeviceInfo> devices() const override { return devices_; }
   void set_property(const std::string& device, const std::string& name,
@@ -27,6 +30,7 @@ class FakeVm final : public VmControl {
   std::vector<PluginDescription> plugins() const override;
 
   std::string state = "running";
+  int resets = 0;
   int pauses = 0;
   std::vector<DeviceInfo> devices_;
 };

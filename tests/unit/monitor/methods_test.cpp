@@ -32,11 +32,13 @@ TEST(VmMethods, PauseAndResumeOnlyFromTheRightState) {
   EXPECT_EQ(call(vm, "vm.resume").at("result").at("state"), json::value("running"));
 }
 
-TEST(VmMethods, ResetNotSupportedLeavesStateAlone) {
+TEST(VmMethods, ResetKeepsTheRunStateAndIsRefusedWhileShuttingDown) {
   FakeVm vm;
-  const json::value reply = call(vm, "vm.reset");
-  EXPECT_EQ(error_code(reply), kNotSupported);
-  EXPECT_EQ(vm.state, "running");
+  EXPECT_EQ(call(vm, "vm.reset").at("result").at("state"), json::value("running"));
+  EXPECT_EQ(vm.resets, 1);
+  call(vm, "vm.quit");
+  EXPECT_EQ(error_code(call(vm, "vm.reset")), kNotInThisState);
+  EXPECT_EQ(vm.resets, 1);
 }
 
 TEST(VmMethods, QuitReportsExitAndRefusesASecondTime) {
