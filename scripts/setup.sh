@@ -12,7 +12,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(qemu-system-x86)
+  packages+=(qemu-system-x86 python3)  # the reference VMM; the bench scripts are Python
 fi
 
 missing=()
