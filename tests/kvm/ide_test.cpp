@@ -46,25 +46,9 @@ class IdeScenario : public ::testing::Test {
   }
   // A pc machine (i440FX, PIIX3) with the disk as primary master.
   std::string machine_file(bool read_only = false) {
-    const std::string path = (dir_ / "machine.json").string();
-    std::ofstream out(path);
-    out << R"({
-  "machine": "molt-pc",
-  "vcpus": 1,
-  "memory": { "size": "128M" },
-  "kernel": { "path": ")"
-        << testguest_elf() << R"(", "cmdline": "ide" },
-  "devices": [
-    { "id": "com1", "type": "serial-16550a", "properties": { "backend": "stdio" } },
-    { "id": "exit", "type": "debug-exit" },
-    { "id": "host", "type": "i440fx-host" },
-    { "id": "isa", "type": "piix3-isa" },
-    { "id": "ide0", "type": "piix3-ide",
-      "properties": { "primary-master": ")"
-        << image_ << R"(", "primary-master-read-only": )" << (read_only ? "true" : "false") << R"( } }
-  ]
-})";
-    return path;
+    return write_pc_machine((dir_ / "machine.json").string(), "ide",
+                            R"({ "id": "ide0", "type": "piix3-ide", "properties": { "primary-master": ")" + image_ +
+                                R"(", "primary-master-read-only": )" + (read_only ? "true" : "false") + " } }");
   }
   Finished run(const std::string& cmdline, bool read_only = false) {
     return run_molt({"run", machine_file(read_only), "--cmdline", cmdline}, 120s);

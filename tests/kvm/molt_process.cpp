@@ -6,7 +6,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
 #include <sstream>
 #include <stdexcept>
 
@@ -127,6 +132,48 @@ std::vector<std::string> MoltProcess::console_lines() const {
     lines.push_back(line);
   }
   return lines;
+}
+
+std::string write_pc_machine(const std::string& path, const std::string& cmdline,
+                             const std::string& extra_devices) {
+  std::ofstream out(path);
+  out << R"({
+  "machine": "molt-pc",
+  "vcpus": 1,
+  "memory": { "size": "128M" },
+  "kernel": { "path": ")"
+      << testguest_elf() << R"(", "cmdline": ")" << cmdline << R"(" },
+  "devices": [
+    { "id": "com1", "type": "serial-16550a", "properties": { "backend": "stdio" } },
+    { "id": "exit", "type": "debug-exit" },
+    { "id": "host", "type": "i440fx-host" },
+    { "id": "isa", "type": "piix3-isa" })"
+      << (extra_devices.empty() ? "" : ",\n    " + extra_devices) << R"(
+  ]
+})";
+  return path;
+}
+
+std::string test_socket_path(const std::string& prefix) {
+  return (std::filesystem::temp_directory_path() /
+          (prefix + std::to_string(::getpid()) + "-" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".sock"))
+      .string();
+}
+
+std::unique_ptr<MoltProcess> start_memtest_with_monitor(const std::string& socket) {
+  auto molt = std::make_unique<MoltProcess>(
+      std::vector<std::string>{"run", source_dir() + "/machines/default.json", "--kernel", testguest_elf(),
+                               "--cmdline", "memtest 16 0", "--api-socket", socket});
+  EXPECT_TRUE(molt->wait_for_line("@memtest round=1 ", std::chrono::seconds(60)))
+      << molt->console() << molt->errors();
+  return molt;
+}
+
+std::size_t memtest_lines(const MoltProcess& p) {
+  const auto lines = p.console_lines();
+  return static_cast<std::size_t>(std::count_if(
+      lines.begin(), lines.end(), [](const std::string& l) { return l.rfind("@memtest round=", 0) == 0; }));
 }
 
 Finished run_molt(std::vector<std::string> args, std::chrono::milliseconds timeout) {

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <regex>
 #include <string>
@@ -51,6 +52,20 @@ class MoltProcess {
   std::size_t scanned_ = 0;
   std::optional<int> status_;
 };
+
+// Writes a pc machine file (i440FX host bridge and PIIX3 ISA bridge, COM1 on
+// stdio, debug-exit) booting the test guest with `cmdline` to `path`, with
+// `extra_devices` (JSON objects, comma-separated) appended. Returns `path`.
+std::string write_pc_machine(const std::string& path, const std::string& cmdline,
+                             const std::string& extra_devices = "");
+
+// A socket path unique to the running test: temp dir, `prefix`, pid, test name.
+std::string test_socket_path(const std::string& prefix);
+// molt on the default machine running `memtest 16 0` (forever) with its
+// monitor on `socket`, once the guest's first round has passed.
+std::unique_ptr<class MoltProcess> start_memtest_with_monitor(const std::string& socket);
+// The `@memtest round=` lines seen on the console so far.
+std::size_t memtest_lines(const MoltProcess& p);
 
 // Runs molt to completion (bounded by `timeout`) and returns the finished process.
 struct Finished {

@@ -86,25 +86,14 @@ class Moltctl {
   std::optional<int> status_;
 };
 
-std::size_t memtest_lines(const MoltProcess& p) {
-  const auto lines = p.console_lines();
-  return static_cast<std::size_t>(std::count_if(
-      lines.begin(), lines.end(), [](const std::string& l) { return l.rfind("@memtest round=", 0) == 0; }));
-}
-
 class MoltctlTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!kvm_available())
       GTEST_SKIP() << "SKIPPED: /dev/kvm is not available on this host; KVM tests need it";
-    socket_ = (std::filesystem::temp_directory_path() /
-               ("molt-kvm-ctl-" + std::to_string(::getpid()) + "-" +
-                ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".sock"))
-                  .string();
-    molt_ = std::make_unique<MoltProcess>(
-        std::vector<std::string>{"run", source_dir() + "/machines/default.json", "--kernel", testguest_elf(),
-                                 "--cmdline", "memtest 16 0", "--api-socket", socket_});
-    ASSERT_TRUE(molt_->wait_for_line("@memtest round=1 ", 60s)) << molt_->console() << molt_->errors();
+    socket_ = test_socket_path("molt-kvm-ctl-");
+    molt_ = start_memtest_with_monitor(socket_);
+    if (::testing::Test::HasFailure()) return;
   }
   void TearDown() override { std::filesystem::remove(socket_); }
   // Runs moltctl to completion with the socket prepended.

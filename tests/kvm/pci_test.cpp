@@ -15,26 +15,11 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// A pc machine with the i440FX host bridge and the PIIX3 ISA bridge, written
-// next to the build so the test does not depend on machines/*.json contents.
+// The chipset alone, written by the test so it does not depend on machines/*.json.
 std::string write_machine_file() {
-  const std::filesystem::path path =
-      std::filesystem::temp_directory_path() / ("molt-pci-test-" + std::to_string(::getpid()) + ".json");
-  std::ofstream out(path);
-  out << R"({
-  "machine": "molt-pc",
-  "vcpus": 1,
-  "memory": { "size": "128M" },
-  "kernel": { "path": ")"
-      << testguest_elf() << R"(", "cmdline": "pci" },
-  "devices": [
-    { "id": "com1", "type": "serial-16550a", "properties": { "backend": "stdio" } },
-    { "id": "exit", "type": "debug-exit" },
-    { "id": "host", "type": "i440fx-host" },
-    { "id": "isa", "type": "piix3-isa" }
-  ]
-})";
-  return path.string();
+  return write_pc_machine(
+      (std::filesystem::temp_directory_path() / ("molt-pci-test-" + std::to_string(::getpid()) + ".json")).string(),
+      "pci");
 }
 
 TEST(PciScenario, ListsTheHostBridgeAndIsaBridgeOfTheMachine) {
