@@ -9,6 +9,7 @@ packages=(
   cmake ninja-build g++ pkg-config xz-utils cpio
   libboost1.81-dev libboost-json1.81-dev   # Boost.JSON and Boost.DLL (1.74 has no JSON)
   libspdlog-dev libfmt-dev libcli11-dev
+  libxxhash-dev                            # the migration stream's checksum (XXH3-64)
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 if [[ "${1:-}" == "--bench" ]]; then

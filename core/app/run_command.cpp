@@ -86,8 +86,8 @@ machine::MachineConfig to_config(const MachineDescription& d, const plugin::Regi
   config.cmdline = d.kernel.cmdline;
   if (d.firmware) config.firmware = d.firmware->path;
   for (machine::ResolvedDevice& r : machine::resolve_devices(d, registry.types(), type.compat)) {
-    config.devices.push_back(machine::DeviceSpec{r.config->id, r.type, registry.plugin_of(r.type->name)->name,
-                                                 std::move(r.properties)});
+    const plugin::LoadedPlugin& from = *registry.plugin_of(r.type->name);
+    config.devices.push_back(machine::DeviceSpec{r.config->id, r.type, from.name, std::move(r.properties), from.version});
   }
   return config;
 }

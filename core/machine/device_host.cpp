@@ -8,11 +8,12 @@
 
 namespace molt::core::machine {
 
-DeviceHost::DeviceHost(std::string id, const sdk::DeviceType& type, std::string plugin, sdk::Properties properties,
-                       Buses buses)
+DeviceHost::DeviceHost(std::string id, const sdk::DeviceType& type, std::string plugin, std::string plugin_version,
+                       sdk::Properties properties, Buses buses)
     : id_(std::move(id)),
       type_(type),
       plugin_(std::move(plugin)),
+      plugin_version_(std::move(plugin_version)),
       properties_(std::move(properties)),
       buses_(buses),
       logger_(core::logger("dev." + id_)) {}

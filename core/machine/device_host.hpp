@@ -35,8 +35,8 @@ struct Buses {
 
 class DeviceHost final : public sdk::DeviceContext {
  public:
-  DeviceHost(std::string id, const sdk::DeviceType& type, std::string plugin, sdk::Properties properties,
-             Buses buses);
+  DeviceHost(std::string id, const sdk::DeviceType& type, std::string plugin, std::string plugin_version,
+             sdk::Properties properties, Buses buses);
   ~DeviceHost() override;
 
   // Creates the device through its factory and realizes it. Errors carry the id.
@@ -44,6 +44,7 @@ class DeviceHost final : public sdk::DeviceContext {
   sdk::Device& device() { return *device_; }
   const sdk::DeviceType& type() const { return type_; }
   const std::string& plugin() const { return plugin_; }
+  const std::string& plugin_version() const { return plugin_version_; }
   std::mutex& lock() { return mutex_; }
 
   const std::string& id() const override { return id_; }
@@ -85,6 +86,7 @@ class DeviceHost final : public sdk::DeviceContext {
   std::string id_;
   const sdk::DeviceType& type_;
   std::string plugin_;
+  std::string plugin_version_;
   sdk::Properties properties_;
   Buses buses_;
   std::shared_ptr<spdlog::logger> logger_;

@@ -334,7 +334,8 @@ void Machine::create_devices(const MachineConfig& config) {
   pci_ = std::make_unique<pci::PciHost>(ports_, [this](unsigned gsi) -> sdk::IrqLine& { return irqs_.claim(gsi, "pci"); });
   const Buses buses{vm_, info_, ports_, mmio_, irqs_, *ram_, loop_, clock_, *this, pci_.get()};
   for (const DeviceSpec& spec : config.devices) {
-    devices_.push_back(std::make_unique<DeviceHost>(spec.id, *spec.type, spec.plugin, spec.properties, buses));
+    devices_.push_back(
+        std::make_unique<DeviceHost>(spec.id, *spec.type, spec.plugin, spec.plugin_version, spec.properties, buses));
     devices_.back()->create_and_realize();
   }
   for (auto& d : devices_) {
@@ -369,7 +370,9 @@ void Machine::load_guest(const MachineConfig& config) {
   for (unsigned i = 0; i < config.vcpus; ++i) {
     vcpus_.push_back(std::make_unique<VcpuRunner>(*this, i));
     kvm::Vcpu& vcpu = vcpus_.back()->vcpu();
-    vcpu.set_cpuid(kvm::cpuid_for_vcpu(supported, i, config.vcpus));
+    kvm::CpuidTable cpuid = kvm::cpuid_for_vcpu(supported, i, config.vcpus);
+    vcpu.set_cpuid(cpuid);
+    if (i == 0) guest_cpuid_ = std::move(cpuid);
     kvm::setup_vcpu_common(vcpu, msrs);
   }
   set_entry_state(vcpus_.front()->vcpu(), bsp_entry);

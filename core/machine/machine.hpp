@@ -35,6 +35,7 @@ struct DeviceSpec {
   const sdk::DeviceType* type = nullptr;
   std::string plugin;
   sdk::Properties properties;
+  std::string plugin_version;  // the loaded plugin's, compared by a migration handshake
 };
 
 struct MachineConfig {
@@ -108,6 +109,16 @@ class Machine final : public sdk::MachineControl {
   const std::vector<std::unique_ptr<DeviceHost>>& devices() const { return devices_; }
   const sdk::MachineInfo& info() const { return info_; }
   pci::PciHost& pci() { return *pci_; }
+  kvm::System& system() { return system_; }
+  kvm::Vm& vm() { return vm_; }
+  std::size_t vcpu_count() const { return vcpus_.size(); }
+  // vCPU `index`'s KVM handle; its registers may only be read or written
+  // while the vCPUs are parked (paused) or not yet started.
+  kvm::Vcpu& vcpu(std::size_t index);
+  // The CPUID table every vCPU was given (vCPU 0's; the others differ only in APIC ids).
+  const kvm::CpuidTable& guest_cpuid() const { return guest_cpuid_; }
+  // MSRs KVM reports it can save and restore.
+  const std::vector<std::uint32_t>& supported_msrs() const { return supported_msrs_; }
 
  private:
   class VcpuRunner;
@@ -136,7 +147,6 @@ class Machine final : public sdk::MachineControl {
     kvm_pit_state2 pit;
     std::vector<VcpuPowerOn> vcpus;
   };
-  kvm::Vcpu& vcpu(std::size_t index);  // VcpuRunner is private to machine.cpp
   void capture_power_on();
   void restore_power_on();
 
@@ -157,6 +167,7 @@ class Machine final : public sdk::MachineControl {
   MachineConfig config_;  // what a reset loads again
   std::unique_ptr<PowerOnState> power_on_;
   std::vector<std::uint32_t> supported_msrs_;
+  kvm::CpuidTable guest_cpuid_;
 
   mutable std::mutex exit_mutex_;
   std::optional<ExitResult> exit_;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include <molt/sdk/error.hpp>
+#include <molt/sdk/migration.hpp>
 #include <molt/sdk/properties.hpp>
 
 namespace spdlog {
@@ -176,6 +177,19 @@ struct StateBinding {
   void* state = nullptr;
   std::string stateless_reason;
   std::string unmigratable_reason;
+  // Load order on the destination: higher first (molt/sdk/migration.hpp).
+  int priority = kPriorityDefault;
+  // Iterative state the device also migrates (molt/sdk/migration.hpp), or nullptr.
+  IterativeState* iterative = nullptr;
+
+  StateBinding with_priority(int p) && {
+    priority = p;
+    return std::move(*this);
+  }
+  StateBinding with_iterative(IterativeState& hooks) && {
+    iterative = &hooks;
+    return std::move(*this);
+  }
 
   template <class S>
   static StateBinding of(const StateDescriptor& d, S& s) {
