@@ -152,6 +152,13 @@ void Vm::set_pit(const kvm_pit_state2& state) {
   if (::ioctl(fd_.get(), KVM_SET_PIT2, &state) < 0) fail("KVM_SET_PIT2");
 }
 
+void Vm::get_dirty_log(std::uint32_t slot, std::uint64_t* bitmap) {
+  kvm_dirty_log log{};
+  log.slot = slot;
+  log.dirty_bitmap = bitmap;
+  if (::ioctl(fd_.get(), KVM_GET_DIRTY_LOG, &log) < 0) fail("KVM_GET_DIRTY_LOG");
+}
+
 bool Vm::signal_msi(std::uint64_t address, std::uint32_t data) {
   kvm_msi msi{};
   msi.address_lo = static_cast<std::uint32_t>(address);

@@ -78,6 +78,10 @@ class Vm {
   void set_pit(const kvm_pit_state2& state);
   // Injects an MSI through the in-kernel LAPICs; false if KVM refused it.
   bool signal_msi(std::uint64_t address, std::uint32_t data);
+  // Fills `bitmap` (one bit per 4 KiB page of the slot, 64-bit words) with
+  // the pages written since the last call, and clears KVM's log. The slot
+  // must have KVM_MEM_LOG_DIRTY_PAGES set.
+  void get_dirty_log(std::uint32_t slot, std::uint64_t* bitmap);
 
  private:
   Fd fd_;
