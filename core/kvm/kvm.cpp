@@ -5,7 +5,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include <molt/sdk/error.hpp>
@@ -17,6 +19,15 @@ namespace {
 [[noreturn]] void fail(const std::string& what) {
   throw sdk::Error(what + ": " + std::strerror(errno));
 }
+
+std::string hex(std::uint32_t value) {
+  char text[16];
+  std::snprintf(text, sizeof text, "0x%x", value);
+  return text;
+}
+
+// KVM refuses KVM_GET_MSRS/KVM_SET_MSRS batches of 256 entries or more (MAX_IO_MSRS).
+constexpr std::size_t kMaxMsrBatch = 255;
 
 }  // namespace
 
@@ -159,6 +170,16 @@ void Vm::get_dirty_log(std::uint32_t slot, std::uint64_t* bitmap) {
   if (::ioctl(fd_.get(), KVM_GET_DIRTY_LOG, &log) < 0) fail("KVM_GET_DIRTY_LOG");
 }
 
+kvm_clock_data Vm::get_clock() const {
+  kvm_clock_data clock{};
+  if (::ioctl(fd_.get(), KVM_GET_CLOCK, &clock) < 0) fail("KVM_GET_CLOCK");
+  return clock;
+}
+
+void Vm::set_clock(const kvm_clock_data& clock) {
+  if (::ioctl(fd_.get(), KVM_SET_CLOCK, &clock) < 0) fail("KVM_SET_CLOCK");
+}
+
 bool Vm::signal_msi(std::uint64_t address, std::uint32_t data) {
   kvm_msi msi{};
   msi.address_lo = static_cast<std::uint32_t>(address);
@@ -174,6 +195,12 @@ Vcpu::Vcpu(const System& system, const Vm& vm, unsigned index)
   void* area = ::mmap(nullptr, run_size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_.get(), 0);
   if (area == MAP_FAILED) fail("mmap of the kvm_run area");
   run_ = static_cast<kvm_run*>(area);
+  // KVM_CAP_XSAVE2 on the VM fd answers the XSAVE area's size (at least 4096).
+  const int xsave2 = ::ioctl(vm.fd(), KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+  if (xsave2 >= static_cast<int>(sizeof(kvm_xsave))) {
+    has_xsave2_ = true;
+    xsave_size_ = static_cast<std::size_t>(xsave2);
+  }
 }
 
 Vcpu::~Vcpu() {
@@ -218,6 +245,73 @@ void Vcpu::set_sregs(const kvm_sregs& sregs) {
   ioctl_or_throw(KVM_SET_SREGS, const_cast<kvm_sregs*>(&sregs), "KVM_SET_SREGS");
 }
 
+kvm_fpu Vcpu::get_fpu() const {
+  kvm_fpu fpu{};
+  ioctl_or_throw(KVM_GET_FPU, &fpu, "KVM_GET_FPU");
+  return fpu;
+}
+
+std::vector<std::uint8_t> Vcpu::get_xsave() const {
+  // kvm_xsave's alignment, whatever the area's size.
+  std::vector<std::uint32_t> words((xsave_size_ + 3) / 4);
+  if (has_xsave2_) {
+    ioctl_or_throw(KVM_GET_XSAVE2, words.data(), "KVM_GET_XSAVE2");
+  } else {
+    ioctl_or_throw(KVM_GET_XSAVE, words.data(), "KVM_GET_XSAVE");
+  }
+  const auto* bytes = reinterpret_cast<const std::uint8_t*>(words.data());
+  return {bytes, bytes + xsave_size_};
+}
+
+void Vcpu::set_xsave(std::span<const std::uint8_t> area) {
+  if (area.size() != xsave_size_) {
+    throw sdk::Error("KVM_SET_XSAVE on vCPU " + std::to_string(index_) + ": the area is " +
+                     std::to_string(area.size()) + " bytes, this KVM's XSAVE area is " +
+                     std::to_string(xsave_size_));
+  }
+  std::vector<std::uint32_t> words((xsave_size_ + 3) / 4);
+  std::memcpy(words.data(), area.data(), area.size());
+  ioctl_or_throw(KVM_SET_XSAVE, words.data(), "KVM_SET_XSAVE");
+}
+
+kvm_xcrs Vcpu::get_xcrs() const {
+  kvm_xcrs xcrs{};
+  ioctl_or_throw(KVM_GET_XCRS, &xcrs, "KVM_GET_XCRS");
+  return xcrs;
+}
+
+void Vcpu::set_xcrs(const kvm_xcrs& xcrs) { ioctl_or_throw(KVM_SET_XCRS, const_cast<kvm_xcrs*>(&xcrs), "KVM_SET_XCRS"); }
+
+std::vector<kvm_msr_entry> Vcpu::get_msrs(const std::vector<std::uint32_t>& indices) const {
+  std::vector<kvm_msr_entry> result;
+  result.reserve(indices.size());
+  for (std::size_t start = 0; start < indices.size(); start += kMaxMsrBatch) {
+    const std::size_t count = std::min(kMaxMsrBatch, indices.size() - start);
+    std::vector<std::uint8_t> buffer(sizeof(kvm_msrs) + count * sizeof(kvm_msr_entry));
+    auto* msrs = reinterpret_cast<kvm_msrs*>(buffer.data());
+    msrs->nmsrs = static_cast<std::uint32_t>(count);
+    for (std::size_t i = 0; i < count; ++i) msrs->entries[i].index = indices[start + i];
+    const int read = ::ioctl(fd_.get(), KVM_GET_MSRS, msrs);
+    if (read < 0) fail("KVM_GET_MSRS on vCPU " + std::to_string(index_));
+    if (static_cast<std::size_t>(read) != count) {
+      throw sdk::Error("KVM_GET_MSRS on vCPU " + std::to_string(index_) + " did not read MSR " +
+                       hex(indices[start + static_cast<std::size_t>(read)]));
+    }
+    result.insert(result.end(), msrs->entries, msrs->entries + count);
+  }
+  return result;
+}
+
+std::optional<std::uint64_t> Vcpu::read_msr(std::uint32_t index) const {
+  alignas(kvm_msr_entry) std::uint8_t buffer[sizeof(kvm_msrs) + sizeof(kvm_msr_entry)] = {};
+  auto* msrs = reinterpret_cast<kvm_msrs*>(buffer);
+  auto* entry = reinterpret_cast<kvm_msr_entry*>(buffer + sizeof(kvm_msrs));
+  msrs->nmsrs = 1;
+  entry->index = index;
+  if (::ioctl(fd_.get(), KVM_GET_MSRS, msrs) != 1) return std::nullopt;
+  return entry->data;
+}
+
 void Vcpu::set_fpu(const kvm_fpu& fpu) { ioctl_or_throw(KVM_SET_FPU, const_cast<kvm_fpu*>(&fpu), "KVM_SET_FPU"); }
 
 void Vcpu::set_msrs(const std::vector<kvm_msr_entry>& entries) {
@@ -228,12 +322,8 @@ void Vcpu::set_msrs(const std::vector<kvm_msr_entry>& entries) {
   const int set = ::ioctl(fd_.get(), KVM_SET_MSRS, msrs);
   if (set < 0) fail("KVM_SET_MSRS on vCPU " + std::to_string(index_));
   if (static_cast<std::size_t>(set) != entries.size()) {
-    throw sdk::Error("KVM_SET_MSRS on vCPU " + std::to_string(index_) + " refused MSR 0x" +
-                     ([&] {
-                       char hex[16];
-                       std::snprintf(hex, sizeof hex, "%x", entries[static_cast<std::size_t>(set)].index);
-                       return std::string(hex);
-                     })());
+    throw sdk::Error("KVM_SET_MSRS on vCPU " + std::to_string(index_) + " refused MSR " +
+                     hex(entries[static_cast<std::size_t>(set)].index));
   }
 }
 
@@ -265,6 +355,22 @@ kvm_lapic_state Vcpu::get_lapic() const {
 
 void Vcpu::set_lapic(const kvm_lapic_state& lapic) {
   ioctl_or_throw(KVM_SET_LAPIC, const_cast<kvm_lapic_state*>(&lapic), "KVM_SET_LAPIC");
+}
+
+kvm_debugregs Vcpu::get_debugregs() const {
+  kvm_debugregs debugregs{};
+  ioctl_or_throw(KVM_GET_DEBUGREGS, &debugregs, "KVM_GET_DEBUGREGS");
+  return debugregs;
+}
+
+void Vcpu::set_debugregs(const kvm_debugregs& debugregs) {
+  ioctl_or_throw(KVM_SET_DEBUGREGS, const_cast<kvm_debugregs*>(&debugregs), "KVM_SET_DEBUGREGS");
+}
+
+std::uint32_t Vcpu::get_tsc_khz() const {
+  const int khz = ::ioctl(fd_.get(), KVM_GET_TSC_KHZ, 0);
+  if (khz <= 0) fail("KVM_GET_TSC_KHZ on vCPU " + std::to_string(index_));
+  return static_cast<std::uint32_t>(khz);
 }
 
 }  // namespace molt::core::kvm

@@ -7,6 +7,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -82,6 +84,11 @@ class Vm {
   // the pages written since the last call, and clears KVM's log. The slot
   // must have KVM_MEM_LOG_DIRTY_PAGES set.
   void get_dirty_log(std::uint32_t slot, std::uint64_t* bitmap);
+  // The kvmclock as KVM_GET_CLOCK reports it, flags included; set_clock
+  // passes `clock` through unchanged, so a caller that does not want KVM to
+  // advance the clock by the realtime it carries must clear its flags.
+  kvm_clock_data get_clock() const;
+  void set_clock(const kvm_clock_data& clock);
 
  private:
   Fd fd_;
@@ -106,7 +113,21 @@ class Vcpu {
   void set_regs(const kvm_regs& regs);
   kvm_sregs get_sregs() const;
   void set_sregs(const kvm_sregs& sregs);
+  kvm_fpu get_fpu() const;
   void set_fpu(const kvm_fpu& fpu);
+  // The XSAVE area as bytes: KVM_GET_XSAVE2 with the size KVM_CAP_XSAVE2
+  // gives for this VM when the kernel has it, else the 4096-byte KVM_GET_XSAVE.
+  std::size_t xsave_size() const { return xsave_size_; }
+  std::vector<std::uint8_t> get_xsave() const;
+  // `area` must be exactly xsave_size() bytes: KVM reads that many.
+  void set_xsave(std::span<const std::uint8_t> area);
+  kvm_xcrs get_xcrs() const;
+  void set_xcrs(const kvm_xcrs& xcrs);
+  // Reads `indices` in order (in batches KVM accepts); throws naming the first
+  // MSR KVM did not read.
+  std::vector<kvm_msr_entry> get_msrs(const std::vector<std::uint32_t>& indices) const;
+  // One MSR, or nothing when KVM refuses to read it (a probe, never throws for that).
+  std::optional<std::uint64_t> read_msr(std::uint32_t index) const;
   void set_msrs(const std::vector<kvm_msr_entry>& msrs);
   kvm_mp_state get_mp_state() const;
   void set_mp_state(const kvm_mp_state& state);
@@ -114,6 +135,10 @@ class Vcpu {
   void set_events(const kvm_vcpu_events& events);
   kvm_lapic_state get_lapic() const;
   void set_lapic(const kvm_lapic_state& lapic);
+  kvm_debugregs get_debugregs() const;
+  void set_debugregs(const kvm_debugregs& debugregs);
+  // The guest TSC frequency in kHz (KVM_GET_TSC_KHZ).
+  std::uint32_t get_tsc_khz() const;
 
  private:
   void ioctl_or_throw(unsigned long request, void* arg, const char* what) const;
@@ -121,6 +146,8 @@ class Vcpu {
   Fd fd_;
   kvm_run* run_ = nullptr;
   std::size_t run_size_ = 0;
+  std::size_t xsave_size_ = sizeof(kvm_xsave);
+  bool has_xsave2_ = false;
 };
 
 }  // namespace molt::core::kvm
