@@ -30,11 +30,15 @@ struct CpuFingerprint {
   std::uint32_t family = 0, model = 0, stepping = 0;
   std::vector<std::string> features;   // named CPUID feature bits the guest sees, sorted
   std::uint32_t xsave_size = 0;        // CPUID.0xD.0:EBX with every supported component on
+
+  bool operator==(const CpuFingerprint&) const = default;
 };
 
 struct RamBlockFingerprint {
   std::string name;
   std::uint64_t size = 0;
+
+  bool operator==(const RamBlockFingerprint&) const = default;
 };
 
 struct DeviceFingerprint {
@@ -47,6 +51,8 @@ struct DeviceFingerprint {
   std::uint32_t descriptor_minimum = 0;  // the oldest version this device loads
   std::string unmigratable;            // the device's reason, if it can't migrate
   std::map<std::string, std::string> properties;  // migration-relevant ones, as JSON text
+
+  bool operator==(const DeviceFingerprint&) const = default;
 };
 
 struct MachineFingerprint {
@@ -55,6 +61,8 @@ struct MachineFingerprint {
   CpuFingerprint cpu;
   std::vector<RamBlockFingerprint> ram;
   std::vector<DeviceFingerprint> devices;
+
+  bool operator==(const MachineFingerprint&) const = default;
 };
 
 // Reads the machine (device bindings under each device's lock).
