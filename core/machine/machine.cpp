@@ -14,6 +14,7 @@
 #include "core/boot/boot.hpp"
 #include "core/kvm/cpu_setup.hpp"
 #include "core/log.hpp"
+#include "core/migration/machine_state.hpp"
 
 namespace molt::core::machine {
 
@@ -96,8 +97,10 @@ void set_entry_state(kvm::Vcpu& vcpu, const boot::CpuEntryState& entry) {
 const char* to_string(RunState state) {
   switch (state) {
     case RunState::Starting: return "starting";
+    case RunState::Incoming: return "incoming";
     case RunState::Running: return "running";
     case RunState::Paused: return "paused";
+    case RunState::PostMigrate: return "postmigrate";
     case RunState::ShuttingDown: return "shutting-down";
   }
   return "unknown";
@@ -267,6 +270,12 @@ Machine::Machine(const MachineConfig& config)
   load_guest(config);
   config_ = config;
   capture_power_on();
+  // An incoming guest's RAM comes from the stream; the image just loaded is
+  // kept only for a later reset. Dropping it leaves RAM all holes, which the
+  // stream's first pass never needs to touch where the source has none.
+  if (config.incoming) {
+    for (const auto& block : ram_->blocks()) block->discard();
+  }
 }
 
 void Machine::describe(const MachineConfig& config) {
@@ -376,6 +385,7 @@ void Machine::load_guest(const MachineConfig& config) {
     kvm::setup_vcpu_common(vcpu, msrs);
   }
   set_entry_state(vcpus_.front()->vcpu(), bsp_entry);
+  migratable_msrs_ = migration::migratable_msrs(vcpus_.front()->vcpu(), supported_msrs_);
 }
 
 ExitResult Machine::run() {
@@ -383,9 +393,13 @@ ExitResult Machine::run() {
   const std::uint64_t startup_cpu = cpu_time_us();
   log_->info("starting {} vCPU(s); start-up took {}.{:03} CPU-ms", vcpus_.size(), startup_cpu / 1000,
              startup_cpu % 1000);
-  started_ns_ = steady_ns();
-  set_state(RunState::Running, "started");
-  for (auto& v : vcpus_) v->start();
+  if (config_.incoming) {
+    set_state(RunState::Incoming, "waiting for an incoming migration");
+  } else {
+    started_ns_ = steady_ns();
+    set_state(RunState::Running, "started");
+    for (auto& v : vcpus_) v->start();
+  }
   loop_.run();
   stopping_ = true;
   {
@@ -437,7 +451,61 @@ void Machine::park_if_pause_requested() {
   --parked_vcpus_;
 }
 
+bool Machine::start_incoming() {
+  std::lock_guard control(control_mutex_);
+  if (state_ != RunState::Incoming || stopping_) return false;
+  started_ns_ = steady_ns();
+  if (!transition(RunState::Incoming, RunState::Running, "migration loaded")) return false;
+  for (auto& v : vcpus_) v->start();
+  return true;
+}
+
+void Machine::fail_incoming(const std::string& why) {
+  finish(ExitResult{sdk::ExitReason::Error, 0, "incoming migration failed: " + why});
+}
+
+bool Machine::enter_post_migrate() {
+  std::lock_guard control(control_mutex_);
+  return transition(RunState::Paused, RunState::PostMigrate, "migrated: the guest runs at the destination");
+}
+
+void Machine::set_dirty_logging(bool on) {
+  std::uint32_t slot = 0;
+  for (const memory::RamRegion& r : ram_->regions())
+    vm_.set_user_memory_region(slot++, r.gpa, r.size, r.host(), on ? KVM_MEM_LOG_DIRTY_PAGES : 0);
+}
+
+void Machine::hold_controls(std::string reason) {
+  std::lock_guard lock(hold_mutex_);
+  held_reason_ = std::move(reason);
+}
+
+std::string Machine::controls_held() const {
+  std::lock_guard lock(hold_mutex_);
+  return held_reason_;
+}
+
 bool Machine::pause(std::chrono::milliseconds timeout) {
+  std::lock_guard control(control_mutex_);
+  return controls_held().empty() && pause_unchecked(timeout);
+}
+
+bool Machine::pause_for_migration(std::chrono::milliseconds timeout) {
+  std::lock_guard control(control_mutex_);
+  return pause_unchecked(timeout);
+}
+
+bool Machine::resume() {
+  std::lock_guard control(control_mutex_);
+  return controls_held().empty() && resume_unchecked();
+}
+
+bool Machine::resume_after_migration() {
+  std::lock_guard control(control_mutex_);
+  return resume_unchecked();
+}
+
+bool Machine::pause_unchecked(std::chrono::milliseconds timeout) {
   if (state_ != RunState::Running) return false;
   {
     std::lock_guard lock(park_mutex_);
@@ -464,7 +532,7 @@ bool Machine::transition(RunState from, RunState to, const std::string& reason) 
   return true;
 }
 
-bool Machine::resume() {
+bool Machine::resume_unchecked() {
   if (state_ != RunState::Paused) return false;
   {
     std::lock_guard lock(park_mutex_);

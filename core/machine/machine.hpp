@@ -50,6 +50,10 @@ struct MachineConfig {
   // reset vector; a kernel, if also given, is left for the firmware to load.
   std::optional<std::filesystem::path> firmware;
   std::vector<DeviceSpec> devices;
+  // Built to receive a migration: the guest image is not loaded (RAM is left
+  // zero for the stream to fill) and run() waits in RunState::Incoming until
+  // start_incoming() or fail_incoming().
+  bool incoming = false;
 };
 
 // How a run ended, and the exit status molt reports (docs/conventions.md).
@@ -60,9 +64,11 @@ struct ExitResult {
   int status() const;
 };
 
-// Where a run is. Starting: built, vCPUs not yet started. ShuttingDown: an
-// exit reason was recorded (exit_result() has it) and the loop is stopping.
-enum class RunState { Starting, Running, Paused, ShuttingDown };
+// Where a run is. Starting: built, vCPUs not yet started. Incoming: waiting
+// for a migration's state before any vCPU runs. PostMigrate: the guest moved
+// to another process; vCPUs stay parked until quit. ShuttingDown: an exit
+// reason was recorded (exit_result() has it) and the loop is stopping.
+enum class RunState { Starting, Incoming, Running, Paused, PostMigrate, ShuttingDown };
 const char* to_string(RunState state);
 
 class Machine final : public sdk::MachineControl {
@@ -93,6 +99,23 @@ class Machine final : public sdk::MachineControl {
   // or its vCPUs did not park within `timeout`. Call from the event loop.
   bool reset(std::chrono::milliseconds timeout);
   RunState state() const { return state_.load(); }
+  // Incoming -> Running: starts the vCPUs on the state a migration loaded.
+  // False when the machine is not waiting for a migration. Thread-safe.
+  bool start_incoming();
+  // Incoming: the migration failed; the run ends with an error naming it and
+  // the guest never runs. Thread-safe.
+  void fail_incoming(const std::string& why);
+  // Paused -> PostMigrate, once the destination has taken the guest.
+  bool enter_post_migrate();
+  // Turns KVM's dirty-page logging on or off for every RAM slot.
+  void set_dirty_logging(bool on);
+  // While a migration stops and copies the guest, the monitor's pause, resume
+  // and reset are refused with `reason`; empty releases them. The migration
+  // itself uses the *_for_migration calls, which ignore the hold.
+  void hold_controls(std::string reason);
+  std::string controls_held() const;
+  bool pause_for_migration(std::chrono::milliseconds timeout);
+  bool resume_after_migration();
   // Since run() started the vCPUs; 0 before.
   std::uint64_t uptime_ns() const;
   // How the run ends, once state() is ShuttingDown.
@@ -119,6 +142,9 @@ class Machine final : public sdk::MachineControl {
   const kvm::CpuidTable& guest_cpuid() const { return guest_cpuid_; }
   // MSRs KVM reports it can save and restore.
   const std::vector<std::uint32_t>& supported_msrs() const { return supported_msrs_; }
+  // Those of them this KVM really reads back, probed before the first run:
+  // what a migration saves of every vCPU.
+  const std::vector<std::uint32_t>& migratable_msrs() const { return migratable_msrs_; }
 
  private:
   class VcpuRunner;
@@ -134,6 +160,8 @@ class Machine final : public sdk::MachineControl {
   bool transition(RunState from, RunState to, const std::string& reason);
   // A vCPU thread's stop at the top of its loop while a pause is requested.
   void park_if_pause_requested();
+  bool pause_unchecked(std::chrono::milliseconds timeout);
+  bool resume_unchecked();
   // machine_reset.cpp: KVM's state before the first instruction, put back by reset().
   struct VcpuPowerOn {
     kvm_regs regs;
@@ -168,6 +196,7 @@ class Machine final : public sdk::MachineControl {
   std::unique_ptr<PowerOnState> power_on_;
   std::vector<std::uint32_t> supported_msrs_;
   kvm::CpuidTable guest_cpuid_;
+  std::vector<std::uint32_t> migratable_msrs_;
 
   mutable std::mutex exit_mutex_;
   std::optional<ExitResult> exit_;
@@ -181,6 +210,10 @@ class Machine final : public sdk::MachineControl {
   unsigned live_vcpu_threads_ = 0;  // started and not yet returned
   std::atomic<RunState> state_{RunState::Starting};
   std::atomic<std::uint64_t> started_ns_{0};
+  // pause/resume/reset come from the monitor and the migration thread.
+  std::recursive_mutex control_mutex_;
+  mutable std::mutex hold_mutex_;
+  std::string held_reason_;
   StateListener state_listener_;
 };
 

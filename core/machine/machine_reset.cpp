@@ -57,8 +57,10 @@ void Machine::restore_power_on() {
 }
 
 bool Machine::reset(std::chrono::milliseconds timeout) {
+  std::lock_guard control(control_mutex_);
+  if (!controls_held().empty()) return false;
   const bool was_running = state_ == RunState::Running;
-  if (was_running && !pause(timeout)) return false;
+  if (was_running && !pause_unchecked(timeout)) return false;
   if (state_ != RunState::Paused) return false;
 
   restore_power_on();
@@ -75,7 +77,7 @@ bool Machine::reset(std::chrono::milliseconds timeout) {
   }
   log_->info("machine reset");
   if (state_listener_) state_listener_(RunState::Paused, "reset");
-  return was_running ? resume() : true;
+  return was_running ? resume_unchecked() : true;
 }
 
 }  // namespace molt::core::machine

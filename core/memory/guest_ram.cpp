@@ -1,6 +1,8 @@
 #include "core/memory/guest_ram.hpp"
 
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -36,6 +38,50 @@ RamBlock::RamBlock(std::string name, std::uint64_t size, RamBacking backing)
   host_ = static_cast<std::uint8_t*>(host);
 }
 
+RamBlock::RamBlock(std::string name, std::uint64_t size, kvm::Fd memfd)
+    : name_(std::move(name)), size_(size), backing_(RamBacking::Memfd), fd_(std::move(memfd)) {
+  struct stat st {};
+  if (::fstat(fd_.get(), &st) < 0 || static_cast<std::uint64_t>(st.st_size) != size) {
+    throw sdk::Error("RAM block " + name_ + ": the handed-over memfd holds " + std::to_string(st.st_size) +
+                     " bytes, the machine wants " + std::to_string(size));
+  }
+  void* host = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd_.get(), 0);
+  if (host == MAP_FAILED)
+    throw sdk::Error("RAM block " + name_ + ": cannot map the handed-over memfd: " + std::strerror(errno));
+  host_ = static_cast<std::uint8_t*>(host);
+}
+
+void RamBlock::discard() {
+  if (fd_) {
+    if (::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(size_)) == 0) return;
+  }
+  if (::madvise(host_, size_, fd_ ? MADV_REMOVE : MADV_DONTNEED) < 0)
+    throw sdk::Error("RAM block " + name_ + ": cannot discard its pages: " + std::strerror(errno));
+}
+
+std::vector<std::pair<std::uint64_t, std::uint64_t>> RamBlock::data_extents() const {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+  if (!fd_) {
+    out.emplace_back(0, size_);
+    return out;
+  }
+  off_t pos = 0;
+  const auto end = static_cast<off_t>(size_);
+  while (pos < end) {
+    const off_t data = ::lseek(fd_.get(), pos, SEEK_DATA);
+    if (data < 0) {
+      if (errno == ENXIO) break;  // no data after pos
+      out.emplace_back(static_cast<std::uint64_t>(pos), size_);  // can't tell: assume data
+      break;
+    }
+    off_t hole = ::lseek(fd_.get(), data, SEEK_HOLE);
+    if (hole < 0 || hole > end) hole = end;
+    out.emplace_back(static_cast<std::uint64_t>(data) & ~(kPage - 1), static_cast<std::uint64_t>(hole));
+    pos = hole;
+  }
+  return out;
+}
+
 RamBlock::~RamBlock() {
   if (host_) ::munmap(host_, size_);
 }
@@ -58,7 +104,17 @@ std::vector<std::uint64_t> DeviceDirtyLog::take() {
 
 GuestRam::GuestRam(std::uint64_t size, RamBacking backing) {
   if (size == 0 || size % kPage != 0) throw sdk::Error("guest RAM must be a non-zero multiple of 4 KiB");
-  blocks_.push_back(std::make_unique<RamBlock>("pc.ram", size, backing));
+  lay_out(std::make_unique<RamBlock>("pc.ram", size, backing));
+}
+
+GuestRam::GuestRam(std::uint64_t size, kvm::Fd memfd) {
+  if (size == 0 || size % kPage != 0) throw sdk::Error("guest RAM must be a non-zero multiple of 4 KiB");
+  lay_out(std::make_unique<RamBlock>("pc.ram", size, std::move(memfd)));
+}
+
+void GuestRam::lay_out(std::unique_ptr<RamBlock> owned) {
+  const std::uint64_t size = owned->size();
+  blocks_.push_back(std::move(owned));
   RamBlock* block = blocks_.back().get();
   const std::uint64_t low = std::min(size, kHoleStart);
   regions_.push_back(RamRegion{0, low, block, 0});

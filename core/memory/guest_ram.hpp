@@ -22,6 +22,9 @@ class RamBlock {
  public:
   // Throws sdk::Error naming the block when the host can't provide it.
   RamBlock(std::string name, std::uint64_t size, RamBacking backing);
+  // Maps a memfd another molt process created (cpr-transfer): the same pages
+  // at a new address. Throws when the fd is not `size` bytes long.
+  RamBlock(std::string name, std::uint64_t size, kvm::Fd memfd);
   ~RamBlock();
   RamBlock(const RamBlock&) = delete;
   RamBlock& operator=(const RamBlock&) = delete;
@@ -32,6 +35,12 @@ class RamBlock {
   std::uint8_t* host() const { return host_; }
   // The memfd, or -1 for anonymous RAM.
   int fd() const { return fd_.get(); }
+  // Gives every page back to the host: the block reads as zeros again.
+  void discard();
+  // [offset, end) ranges that may hold non-zero bytes, in order. The rest are
+  // holes that read as zeros without ever having been touched; a memfd knows
+  // them (SEEK_DATA), anonymous RAM reports itself whole.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> data_extents() const;
 
  private:
   std::string name_;
@@ -71,6 +80,8 @@ class GuestRam final : public sdk::GuestMemory {
 
   // The pc layout: one block "pc.ram" split around the MMIO hole.
   GuestRam(std::uint64_t size, RamBacking backing);
+  // The same layout around a block handed over by another process.
+  GuestRam(std::uint64_t size, kvm::Fd memfd);
 
   const std::vector<std::unique_ptr<RamBlock>>& blocks() const { return blocks_; }
   const std::vector<RamRegion>& regions() const { return regions_; }
@@ -84,6 +95,7 @@ class GuestRam final : public sdk::GuestMemory {
   DeviceDirtyLog& device_dirty(std::size_t region) { return *dirty_[region]; }
 
  private:
+  void lay_out(std::unique_ptr<RamBlock> block);
   const RamRegion* find(std::uint64_t gpa, std::uint64_t len, std::size_t* index = nullptr) const;
   std::vector<std::unique_ptr<RamBlock>> blocks_;
   std::vector<RamRegion> regions_;

@@ -56,7 +56,13 @@ VmStatus MachineVmControl::status() const {
   return s;
 }
 
+void MachineVmControl::refuse_if_held(const char* method) const {
+  const std::string held = machine_.controls_held();
+  if (!held.empty()) throw RpcError(kNotInThisState, fmt::format("{}: {}; nothing was changed", method, held));
+}
+
 void MachineVmControl::pause() {
+  refuse_if_held("vm.pause");
   if (!machine_.pause(kPauseTimeout)) {
     throw RpcError(kNotInThisState,
                    fmt::format("vm.pause: the vCPUs did not stop within {} ms (the VM is {}); it "
@@ -66,12 +72,14 @@ void MachineVmControl::pause() {
 }
 
 void MachineVmControl::resume() {
+  refuse_if_held("vm.resume");
   if (!machine_.resume())
     throw RpcError(kNotInThisState,
                    fmt::format("vm.resume: the VM is {}", machine::to_string(machine_.state())));
 }
 
 void MachineVmControl::reset() {
+  refuse_if_held("vm.reset");
   if (!machine_.reset(kPauseTimeout)) {
     throw RpcError(kNotInThisState,
                    fmt::format("vm.reset: the VM is {}, or its vCPUs did not stop within {} ms; nothing was reset",

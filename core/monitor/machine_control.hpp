@@ -32,6 +32,7 @@ class MachineVmControl final : public VmControl {
   void connect_events(Publish publish);
 
  private:
+  void refuse_if_held(const char* method) const;
   machine::Machine& machine_;
   const plugin::Registry& plugins_;
 };

@@ -136,6 +136,8 @@ std::uint64_t PciHost::address_port_read(std::uint64_t offset, unsigned size) {
   return all_ones(size);
 }
 
+void PciHost::set_config_address(std::uint32_t value) { address_.store(value & kAddressMask); }
+
 void PciHost::address_port_write(std::uint64_t offset, unsigned size, std::uint64_t value) {
   if (offset == 0 && size == 4) {
     address_.store(static_cast<std::uint32_t>(value) & kAddressMask);

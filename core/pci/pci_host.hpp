@@ -58,6 +58,9 @@ class PciHost {
 
   // What the guest's config mechanism does (exposed for tests).
   std::uint32_t config_address() const { return address_.load(); }
+  // The latch as a migration restores it (only its defined bits: enable,
+  // bus, device, function, register).
+  void set_config_address(std::uint32_t value);
 
  private:
   class IntxLine;

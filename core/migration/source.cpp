@@ -1,0 +1,277 @@
+// The source half of a migration: handshake, live passes, switchover, commit.
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <molt/sdk/error.hpp>
+#include <molt/sdk/state.hpp>
+
+#include "core/machine/machine.hpp"
+#include "core/migration/engine_detail.hpp"
+#include "core/migration/fingerprint.hpp"
+#include "core/migration/machine_state.hpp"
+#include "core/migration/platform_state.hpp"
+
+namespace molt::core::migration {
+
+namespace {
+
+constexpr std::uint64_t kPassBudget = 64ull << 20;  // bytes between checks for cancel and switchover
+constexpr auto kPauseTimeout = std::chrono::milliseconds(2000);
+
+// The destination's answer to the fingerprint: returns normally on accept.
+void await_handshake(StreamReader& back, std::vector<std::string>& differences) {
+  Record r;
+  if (!back.next(r) || r.tag != Tag::Handshake)
+    throw sdk::Error("the destination closed the connection without answering the handshake");
+  if (r.name == "accept") return;
+  if (r.name != "refuse") throw sdk::Error(fmt::format("the destination answered the handshake with '{}'", r.name));
+  const json::value answer = json::parse(std::string(r.payload.begin(), r.payload.end()));
+  if (const json::value* list = answer.is_object() ? answer.as_object().if_contains("differences") : nullptr;
+      list && list->is_array()) {
+    for (const json::value& d : list->as_array())
+      if (d.is_string()) differences.emplace_back(d.as_string());
+  }
+  throw sdk::Error(fmt::format("the destination refused the migration: {}", fmt::join(differences, "; ")));
+}
+
+// Device hosts in load-priority order (higher first; ties keep machine order).
+std::vector<machine::DeviceHost*> by_priority(machine::Machine& m) {
+  std::vector<std::pair<int, machine::DeviceHost*>> order;
+  for (const auto& host : m.devices()) {
+    std::lock_guard lock(host->lock());
+    order.emplace_back(host->device().state().priority, host.get());
+  }
+  std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<machine::DeviceHost*> out;
+  for (const auto& [priority, host] : order) out.push_back(host);
+  return out;
+}
+
+}  // namespace
+
+void Migration::run_source(std::string uri) {
+  bool paused_by_us = false;
+  std::shared_ptr<RamSection> ram;
+  std::vector<std::unique_ptr<DeviceSection>> devices;
+  std::vector<std::shared_ptr<Channel>> channels;
+  try {
+    const MigrationParameters params = parameters();
+    const ChannelUri target = ChannelUri::parse(uri);
+    auto limiter = std::make_shared<RateLimiter>(params.max_bandwidth);
+    auto open = [&](const std::string& name) {
+      std::shared_ptr<Channel> c = connect_channel(target, std::chrono::milliseconds(params.connect_timeout_ms));
+      c->set_rate_limit(limiter);
+      std::lock_guard lock(mutex_);
+      if (cancel_requested_) throw sdk::Error("cancelled");
+      stats_->channels.push_back(c);
+      stats_->limiter = limiter;
+      live_channels_.push_back(c.get());
+      channels.push_back(c);
+      log()->debug("channel {} open to {}", name, uri);
+      return c;
+    };
+    std::shared_ptr<Channel> main = open("main");
+    StreamWriter out(*main, kKindMigration);
+    out.record(Tag::Fingerprint, "machine", json::serialize(to_json(fingerprint_of(machine_))));
+    out.record(Tag::Phase, "setup",
+               json::serialize(json::object{{"channels", params.channels}, {"mode", "precopy"}}));
+    main->flush();
+    std::optional<StreamReader> back;
+    if (target.two_way()) {
+      back.emplace(*main, kKindReturnPath);
+      std::vector<std::string> differences;
+      try {
+        await_handshake(*back, differences);
+      } catch (...) {
+        std::lock_guard lock(mutex_);
+        stats_->differences = differences;
+        throw;
+      }
+    }
+
+    std::vector<std::unique_ptr<StreamWriter>> lane_streams;
+    std::vector<std::unique_ptr<RecordChunkWriter>> lane_writers;
+    std::vector<sdk::ChunkWriter*> lanes;
+    for (unsigned i = 1; i < params.channels; ++i) {
+      std::shared_ptr<Channel> c = open(fmt::format("ram{}", i));
+      lane_streams.push_back(std::make_unique<StreamWriter>(*c, kKindRamChannel));
+      lane_writers.push_back(std::make_unique<RecordChunkWriter>(*lane_streams.back(), std::string(kRamSection)));
+      lanes.push_back(lane_writers.back().get());
+    }
+    ram = std::make_shared<RamSection>(machine_.ram(), &machine_);
+    ram->set_extra_lanes(lanes);
+    for (const auto& host : machine_.devices()) {
+      std::lock_guard lock(host->lock());
+      if (sdk::IterativeState* hooks = host->device().state().iterative)
+        devices.push_back(std::make_unique<DeviceSection>(*host, *hooks));
+    }
+    {
+      std::lock_guard lock(mutex_);
+      stats_->ram = ram;
+    }
+    set_state(MigrationState::Active);
+
+    // Live: early device sections whole, then passes over RAM and the rest.
+    ram->setup();
+    for (auto& d : devices) d->setup();
+    for (auto& d : devices) {
+      if (!d->early()) continue;
+      RecordChunkWriter w(out, d->name());
+      while (!d->iterate(w, kPassBudget))
+        if (cancel_requested_) throw sdk::Error("cancelled");
+    }
+    out.record(Tag::Phase, "live", std::string_view{});
+    RecordChunkWriter ram_out(out, std::string(kRamSection));
+    auto bytes_now = [&] {
+      std::uint64_t total = 0;
+      for (const auto& c : channels) total += c->stats().bytes_sent;
+      return total;
+    };
+    Clock::time_point pass_start = Clock::now();
+    std::uint64_t pass_bytes = bytes_now(), pass_dirtied = ram->counters().dirtied_pages;
+    for (;;) {
+      if (cancel_requested_) throw sdk::Error("cancelled");
+      bool done = ram->iterate(ram_out, kPassBudget);
+      for (auto& d : devices) {
+        if (d->early()) continue;
+        RecordChunkWriter w(out, d->name());
+        done = d->iterate(w, kPassBudget) && done;
+      }
+      if (!done) continue;
+      std::uint64_t pending = ram->pending();
+      for (auto& d : devices) pending += d->pending();
+      const double seconds = std::max(1e-6, std::chrono::duration<double>(Clock::now() - pass_start).count());
+      const std::uint64_t sent = bytes_now() - pass_bytes;
+      bool switch_over;
+      {
+        std::lock_guard lock(mutex_);
+        ++stats_->iterations;
+        if (sent > 0) stats_->bandwidth = static_cast<std::uint64_t>(static_cast<double>(sent) / seconds);
+        stats_->dirty_rate =
+            static_cast<std::uint64_t>(static_cast<double>(ram->counters().dirtied_pages - pass_dirtied) / seconds);
+        const double rate = static_cast<double>(std::max<std::uint64_t>(stats_->bandwidth, 1));
+        stats_->expected_downtime_us = static_cast<std::uint64_t>(static_cast<double>(pending) * 1e6 / rate);
+        switch_over = stats_->expected_downtime_us <= params_.downtime_limit_ms * 1000 || switchover_requested_ ||
+                      (params_.max_iterations != 0 && stats_->iterations >= params_.max_iterations);
+      }
+      if (switch_over) break;
+      pass_start = Clock::now();
+      pass_bytes = bytes_now();
+      pass_dirtied = ram->counters().dirtied_pages;
+    }
+
+    // Stop and copy.
+    machine_.hold_controls("a migration is switching over");
+    const Clock::time_point paused_at = Clock::now();
+    if (machine_.state() == machine::RunState::Running) {
+      if (!machine_.pause_for_migration(kPauseTimeout))
+        throw sdk::Error("the vCPUs did not stop for the switchover");
+      paused_by_us = true;
+    } else if (machine_.state() != machine::RunState::Paused) {
+      throw sdk::Error(fmt::format("the VM became {} during the migration", machine::to_string(machine_.state())));
+    }
+    set_state(MigrationState::Device);
+    std::vector<std::pair<std::string, std::uint64_t>> breakdown;
+    out.record(Tag::Phase, "stopped", std::string_view{});
+    Clock::time_point t = Clock::now();
+    ram->complete(ram_out);
+    for (auto& s : lane_streams) s->finish();
+    breakdown.emplace_back("ram", us_since(t));
+    for (auto& d : devices) {
+      t = Clock::now();
+      RecordChunkWriter w(out, d->name());
+      d->complete(w);
+      breakdown.emplace_back(d->name(), us_since(t));
+    }
+    for (machine::DeviceHost* host : by_priority(machine_)) {
+      t = Clock::now();
+      std::lock_guard lock(host->lock());
+      const sdk::StateBinding binding = host->device().state();
+      if (!binding.descriptor) continue;
+      host->device().pre_save();
+      out.record(Tag::DeviceState, host->id(), sdk::save_state(*binding.descriptor, binding.state));
+      breakdown.emplace_back("device:" + host->id(), us_since(t));
+    }
+    t = Clock::now();
+    for (std::size_t i = 0; i < machine_.vcpu_count(); ++i)
+      out.record(Tag::CpuState, fmt::format("cpu{}", i), save_vcpu(machine_.vcpu(i), machine_.migratable_msrs()));
+    breakdown.emplace_back("vcpus", us_since(t));
+    t = Clock::now();
+    out.record(Tag::MachineState, "kvm", save_vm(machine_.vm()));
+    out.record(Tag::MachineState, "pci-host", save_pci_host(machine_.pci()));
+    breakdown.emplace_back("irqchip-pit-clock", us_since(t));
+    t = Clock::now();
+    out.finish();
+    breakdown.emplace_back("send", us_since(t));
+
+    if (!back) {  // a file: nobody to confirm; the file is the guest now
+      committed_ = true;
+      machine_.enter_post_migrate();
+      std::lock_guard lock(mutex_);
+      stats_->downtime_us = us_since(paused_at);
+      stats_->downtime_breakdown_us = breakdown;
+    } else {
+      t = Clock::now();
+      Record r;
+      if (!back->next(r) || r.tag != Tag::Status)
+        throw sdk::Error("the destination closed the connection while loading the state");
+      const json::value report = json::parse(std::string(r.payload.begin(), r.payload.end()));
+      if (r.name != "loaded") {
+        const json::value* why = report.is_object() ? report.as_object().if_contains("error") : nullptr;
+        throw sdk::Error(fmt::format("the destination could not load the state: {}",
+                                     why && why->is_string() ? std::string(why->as_string()) : r.name));
+      }
+      breakdown.emplace_back("destination-load", us_since(t));
+      {
+        std::lock_guard lock(mutex_);
+        if (cancel_requested_) throw sdk::Error("cancelled");
+        committed_ = true;
+        if (report.is_object()) stats_->destination = report.as_object();
+      }
+      t = Clock::now();
+      try {
+        StreamWriter commit(*main, kKindCommit);
+        commit.record(Tag::Phase, "go", std::string_view{});
+        commit.finish();
+      } catch (...) {
+        committed_ = false;
+        throw;
+      }
+      machine_.enter_post_migrate();
+      try {
+        if (back->next(r) && r.tag == Tag::Status && r.name == "resumed") breakdown.emplace_back("resume", us_since(t));
+      } catch (const std::exception& e) {
+        log()->warn("the destination did not confirm it resumed the guest: {}", e.what());
+      }
+      std::lock_guard lock(mutex_);
+      stats_->downtime_us = us_since(paused_at);
+      stats_->downtime_breakdown_us = breakdown;
+    }
+    ram->cleanup();
+    for (auto& d : devices) d->cleanup();
+    {
+      std::lock_guard lock(mutex_);
+      live_channels_.clear();
+    }
+    for (const auto& c : channels) c->shutdown();
+    machine_.hold_controls("");
+    set_state(MigrationState::Completed);
+  } catch (const std::exception& e) {
+    if (ram) ram->cleanup();
+    for (auto& d : devices) d->cleanup();
+    {
+      std::lock_guard lock(mutex_);
+      live_channels_.clear();
+    }
+    for (const auto& c : channels) c->shutdown();
+    if (paused_by_us) machine_.resume_after_migration();
+    machine_.hold_controls("");
+    const bool cancelled = cancel_requested_;
+    set_state(cancelled ? MigrationState::Cancelled : MigrationState::Failed,
+              cancelled ? std::string("cancelled; the guest runs on here") : std::string(e.what()));
+  }
+}
+
+}  // namespace molt::core::migration
