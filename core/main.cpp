@@ -11,6 +11,7 @@
 
 #include <molt/sdk/error.hpp>
 
+#include "core/app/dump_command.hpp"
 #include "core/app/run_command.hpp"
 #include "core/log.hpp"
 #include "core/monitor/methods.hpp"
@@ -44,6 +45,12 @@ int main(int argc, char** argv) {
   CLI::App* reference_cmd = app.add_subcommand(
       "monitor-reference", "Print the monitor's method and event reference (the generated part of docs/monitor.md)");
 
+  molt::core::app::DumpOptions dump;
+  CLI::App* migration_cmd = app.add_subcommand("migration", "Inspect migration streams and snapshot files");
+  migration_cmd->require_subcommand(1);
+  CLI::App* dump_cmd = migration_cmd->add_subcommand("dump", "Print a migration stream or snapshot file as JSON");
+  molt::core::app::add_dump_options(*dump_cmd, dump);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -54,6 +61,7 @@ int main(int argc, char** argv) {
   try {
     molt::core::set_log_level(log_level);
     if (*run_cmd) return molt::core::app::run_machine(run, stop_signals);
+    if (*dump_cmd) return molt::core::app::run_dump(dump);
     if (*reference_cmd) std::fputs(molt::core::monitor::render_reference_markdown().c_str(), stdout);
   } catch (const std::exception& e) {
     std::fflush(stdout);

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -53,6 +54,8 @@ class Channel final : public ByteSink, public ByteSource {
   const std::string& name() const { return name_; }
   int fd() const { return fd_.get(); }
   void write(std::span<const std::uint8_t> bytes) override;
+  // A clean end of input before the first byte returns false; an end after
+  // some bytes throws TruncatedInput.
   bool read(std::span<std::uint8_t> out) override;
   // Bytes per second, 0 = unlimited. Shared by all channels of a migration
   // through the limiter they are given.
@@ -62,11 +65,17 @@ class Channel final : public ByteSink, public ByteSource {
   const ChannelStats& stats() const { return stats_; }
 
  private:
+  // Non-sockets (files, pipes) wait in poll() beside wake_, an eventfd that
+  // shutdown() signals; sockets are unblocked by ::shutdown() itself.
+  void wait_ready(short events);
+  [[noreturn]] void fail(const char* what, int error) const;
   kvm::Fd fd_;
   std::string name_;
   ChannelStats stats_;
   std::shared_ptr<RateLimiter> limiter_;
   std::atomic<bool> shut_{false};
+  bool socket_ = false;
+  kvm::Fd wake_;
 };
 
 // A token bucket over every channel of one migration. Thread-safe.
@@ -104,8 +113,10 @@ class Listener {
  private:
   ChannelUri uri_;
   kvm::Fd fd_;
+  kvm::Fd wake_;  // eventfd: shutdown() wakes a blocked accept()
   std::atomic<bool> shut_{false};
   bool consumed_ = false;  // file/fd: accepted once
+  bool bound_unix_ = false;  // we created the socket file, so we remove it
 };
 
 }  // namespace molt::core::migration

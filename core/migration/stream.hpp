@@ -55,6 +55,18 @@ class StreamError : public sdk::Error {
   using sdk::Error::Error;
 };
 
+// Thrown by a ByteSource whose input ends in the middle of a read, after
+// filling the first `delivered()` bytes; lets a StreamReader say exactly
+// where the stream stopped.
+class TruncatedInput : public StreamError {
+ public:
+  TruncatedInput(const std::string& what, std::size_t delivered) : StreamError(what), delivered_(delivered) {}
+  std::size_t delivered() const { return delivered_; }
+
+ private:
+  std::size_t delivered_;
+};
+
 // Where a StreamWriter's bytes go (a socket, a file, a memory buffer).
 class ByteSink {
  public:
@@ -100,17 +112,20 @@ class StreamWriter {
   // they go from guest memory to the sink without a copy.
   void begin_record(Tag tag, std::string_view name, std::uint64_t payload_length);
   void payload(std::span<const std::uint8_t> bytes);
-  // Writes the end record with the checksum, and flushes.
+  // Writes the end record with the checksum, and flushes. Nothing may be
+  // written after it.
   void finish();
   std::uint64_t bytes_written() const { return bytes_; }
 
  private:
   void put(std::span<const std::uint8_t> bytes);
+  void check_open(const char* what) const;
   ByteSink& sink_;
   struct Hasher;
   std::shared_ptr<Hasher> hash_;
   std::uint64_t bytes_ = 0;
   std::uint64_t payload_left_ = 0;
+  bool finished_ = false;
 };
 
 struct Record {
@@ -131,17 +146,33 @@ class StreamReader {
   // The next record; after the end record (checksum verified, else
   // StreamError) returns false. Throws StreamError on a stream that ends
   // early or a record beyond kMaxRecordPayload.
+  // Once it has returned false, next() keeps returning false without
+  // reading: on a two-way socket the peer keeps the connection open.
   bool next(Record& record);
   std::uint64_t bytes_read() const { return bytes_; }
+  // After the end record: the verified checksum, and the offset of the end
+  // record (the byte count it carries).
+  bool ended() const { return ended_; }
+  std::uint64_t checksum() const { return checksum_; }
+  std::uint64_t end_offset() const { return end_offset_; }
+  // For a file: throws StreamError if anything follows the end record.
+  // Blocks on a socket whose peer keeps it open, so never call it there.
+  void expect_end_of_input();
 
  private:
+  void read_header(std::string_view expected_kind);
   void get(std::span<std::uint8_t> out);
+  void read_payload(Record& record, std::uint64_t length);
+  void verify_end(const Record& end);
   ByteSource& source_;
   struct Hasher;
   std::shared_ptr<Hasher> hash_;
   std::string kind_;
   std::uint32_t version_ = 0;
   std::uint64_t bytes_ = 0;
+  std::uint64_t records_ = 0;
+  std::uint64_t checksum_ = 0;
+  std::uint64_t end_offset_ = 0;
   bool ended_ = false;
 };
 
