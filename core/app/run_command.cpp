@@ -17,6 +17,7 @@
 #include "core/machine/description.hpp"
 #include "core/machine/machine.hpp"
 #include "core/machine/machine_types.hpp"
+#include "core/migration/engine.hpp"
 #include "core/monitor/machine_control.hpp"
 #include "core/monitor/server.hpp"
 #include "core/plugin/registry.hpp"
@@ -37,6 +38,9 @@ void add_run_options(CLI::App& cmd, RunOptions& o) {
   cmd.add_option("--memory,-m", o.memory, "Guest RAM instead of the file's: 512M, 2G, or bytes");
   cmd.add_option("--vcpus,--smp", o.vcpus, "Number of vCPUs instead of the file's");
   cmd.add_option("--plugin-dir", o.plugin_dirs, "Also load plugins from this directory (repeatable)");
+  cmd.add_option("--incoming", o.incoming,
+                 "Wait for a migration instead of booting: tcp:HOST:PORT, unix:PATH, file:PATH (restore a "
+                 "snapshot), fd:N, or defer (then migrate.incoming on the monitor names it)");
   cmd.add_option("--api-socket", o.api_socket,
                  "Serve the JSON-RPC monitor on this UNIX socket (docs/monitor.md), instead of the file's api_socket");
 }
@@ -115,7 +119,8 @@ int run_machine(const RunOptions& o, const sigset_t& stop_signals) {
 
   plugin::Registry registry;
   load_plugins(o, description, registry);
-  const machine::MachineConfig config = to_config(description, registry);
+  machine::MachineConfig config = to_config(description, registry);
+  config.incoming = o.incoming.has_value();
 
   machine::Machine vm(config);
   kvm::Fd signal_fd;
@@ -125,15 +130,25 @@ int run_machine(const RunOptions& o, const sigset_t& stop_signals) {
   // subscribe as soon as the socket exists.
   monitor::MachineVmControl control(vm, registry);
   std::optional<monitor::MonitorServer> server;
+  migration::Migration migration(vm, [&server](const std::string& event, monitor::json::object params) {
+    if (server) server->publish(event, std::move(params));
+  });
+  monitor::MachineMigrationControl migration_control(migration);
   const std::optional<fs::path> api_socket =
       o.api_socket ? std::optional<fs::path>(fs::absolute(*o.api_socket)) : description.api_socket;
   if (api_socket) {
-    server.emplace(vm.loop(), monitor::method_table(), monitor::Services{control});
+    server.emplace(vm.loop(), monitor::method_table(), monitor::Services{control, &migration_control});
     server->listen(*api_socket);
     control.connect_events([&server](const std::string& event, monitor::json::object params) {
       server->publish(event, std::move(params));
     });
     log->info("monitor listening on {}", api_socket->string());
+  }
+  if (o.incoming && *o.incoming != "defer") {
+    migration.listen(*o.incoming);
+    log->info("waiting for an incoming migration on {}", migration.listen_address());
+  } else if (o.incoming) {
+    log->info("waiting for migrate.incoming on the monitor before listening for a migration");
   }
   const machine::ExitResult result = vm.run();
   if (server) server->flush(std::chrono::milliseconds(500));

@@ -25,6 +25,8 @@ struct RunOptions {
   std::vector<std::string> plugin_dirs;
   // The JSON-RPC monitor's UNIX socket (docs/monitor.md), instead of the file's api_socket.
   std::optional<std::string> api_socket;
+  // Receive a migration instead of booting (a channel URI, or "defer").
+  std::optional<std::string> incoming;
 };
 
 void add_run_options(CLI::App& cmd, RunOptions& options);

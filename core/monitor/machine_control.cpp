@@ -140,4 +140,44 @@ void MachineVmControl::connect_events(Publish publish) {
   }
 }
 
+namespace {
+
+template <class F>
+auto refusing(const char* method, int code, F&& f) {
+  try {
+    return f();
+  } catch (const sdk::Error& e) {
+    throw RpcError(code, fmt::format("{}: {}", method, e.what()));
+  }
+}
+
+}  // namespace
+
+void MachineMigrationControl::start(const std::string& uri) {
+  refusing("migrate.start", kNotInThisState, [&] { migration_.start(uri); });
+}
+
+std::string MachineMigrationControl::incoming(const std::string& uri) {
+  return refusing("migrate.incoming", kNotInThisState, [&] {
+    migration_.listen(uri);
+    return migration_.listen_address();
+  });
+}
+
+void MachineMigrationControl::set_parameters(const json::object& changes) {
+  refusing("migrate.set_parameters", kInvalidParams, [&] { migration_.set_parameters(changes); });
+}
+
+json::object MachineMigrationControl::parameters() const { return migration::to_json(migration_.parameters()); }
+
+json::object MachineMigrationControl::status() const { return migration_.status(); }
+
+void MachineMigrationControl::cancel() {
+  refusing("migrate.cancel", kNotInThisState, [&] { migration_.cancel(); });
+}
+
+void MachineMigrationControl::switchover() {
+  refusing("migrate.switchover", kNotInThisState, [&] { migration_.force_switchover(); });
+}
+
 }  // namespace molt::core::monitor

@@ -6,6 +6,8 @@
 #include <functional>
 
 #include "core/machine/machine.hpp"
+#include "core/migration/engine.hpp"
+#include "core/monitor/migration_control.hpp"
 #include "core/monitor/rpc.hpp"
 #include "core/monitor/vm_control.hpp"
 #include "core/plugin/registry.hpp"
@@ -35,6 +37,23 @@ class MachineVmControl final : public VmControl {
   void refuse_if_held(const char* method) const;
   machine::Machine& machine_;
   const plugin::Registry& plugins_;
+};
+
+// migrate.* on a real machine's migration engine; its sdk::Errors become
+// RpcError(kNotInThisState) with the method's name.
+class MachineMigrationControl final : public MigrationControl {
+ public:
+  explicit MachineMigrationControl(migration::Migration& migration) : migration_(migration) {}
+  void start(const std::string& uri) override;
+  std::string incoming(const std::string& uri) override;
+  void set_parameters(const json::object& changes) override;
+  json::object parameters() const override;
+  json::object status() const override;
+  void cancel() override;
+  void switchover() override;
+
+ private:
+  migration::Migration& migration_;
 };
 
 ExitInfo to_exit_info(const machine::ExitResult& result);

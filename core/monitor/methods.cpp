@@ -384,6 +384,7 @@ const MethodTable& method_table() {
     MethodTable t;
     add_vm_methods(t);
     add_device_methods(t);
+    add_migrate_methods(t);
     add_other_methods(t);
     return t;
   }();
@@ -392,13 +393,18 @@ const MethodTable& method_table() {
 
 const std::vector<EventSpec>& event_specs() {
   static const std::vector<EventSpec> events = {
-      {kEventStateChanged, "The VM's run state changed: running, paused or shutting-down.", "{state, reason}",
+      {kEventStateChanged,
+       "The VM's run state changed: running, paused, incoming, postmigrate or shutting-down.", "{state, reason}",
        "vm.status (state)"},
       {kEventExit,
        "The run is ending: the guest powered off, reset, wrote to debug-exit, or molt was asked to stop.",
        "{reason, guest_value, exit_status, detail}", "vm.status (exit)"},
       {kEventDevice, "A device reported something (DeviceContext::emit_event).", "{device, event, data}",
        "device.list (events of that device: the latest data of each event name)"},
+      {kEventMigration,
+       "A migration changed state (setup, active, device, completed, failed, cancelled, listening, receiving); a "
+       "failure carries the error, a refused handshake every difference.",
+       "{role, state, error?, differences?}", "migrate.status"},
   };
   return events;
 }

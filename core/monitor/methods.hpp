@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/monitor/rpc.hpp"
+#include "core/monitor/migration_control.hpp"
 #include "core/monitor/vm_control.hpp"
 
 namespace molt::core::monitor {
@@ -22,10 +23,13 @@ struct EventSpec {
 
 struct Services {
   VmControl& vm;
+  MigrationControl* migration = nullptr;  // nullptr: migrate.* answer "not supported"
 };
 
 // Every method the monitor serves.
 const MethodTable& method_table();
+// migrate.* (migration_methods.cpp).
+void add_migrate_methods(MethodTable& table);
 // Every event the monitor sends.
 const std::vector<EventSpec>& event_specs();
 
@@ -37,6 +41,7 @@ std::string render_reference_markdown();
 inline constexpr const char* kEventStateChanged = "vm.state-changed";
 inline constexpr const char* kEventExit = "vm.exit";
 inline constexpr const char* kEventDevice = "device.event";
+inline constexpr const char* kEventMigration = "migrate.state-changed";
 
 // JSON forms shared by methods and events, so an event and its query agree.
 json::object to_json(const ExitInfo& exit);

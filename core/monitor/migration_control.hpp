@@ -1,0 +1,27 @@
+// What the monitor's migrate.* methods act on, behind an interface like
+// VmControl so the JSON-RPC layer is tested without KVM. The real one wraps
+// migration::Migration (machine_control.hpp). Every call is made on the
+// event-loop thread; each throws RpcError when it cannot be done, and then
+// nothing changed.
+#pragma once
+
+#include <string>
+
+#include "core/monitor/rpc.hpp"
+
+namespace molt::core::monitor {
+
+class MigrationControl {
+ public:
+  virtual ~MigrationControl() = default;
+  virtual void start(const std::string& uri) = 0;
+  // Returns the address it listens on (a tcp port 0 resolved).
+  virtual std::string incoming(const std::string& uri) = 0;
+  virtual void set_parameters(const json::object& changes) = 0;
+  virtual json::object parameters() const = 0;
+  virtual json::object status() const = 0;
+  virtual void cancel() = 0;
+  virtual void switchover() = 0;
+};
+
+}  // namespace molt::core::monitor

@@ -1,0 +1,88 @@
+// migrate.*: start, receive, tune, watch and cancel a migration.
+#include "core/monitor/methods.hpp"
+
+namespace molt::core::monitor {
+
+namespace {
+
+MigrationControl& migration(const Call& c) {
+  if (!c.services.migration) throw RpcError(kNotSupported, "this monitor serves no migration");
+  return *c.services.migration;
+}
+
+std::string text(const json::object& params, const char* name) {
+  const json::value* v = params.if_contains(name);
+  return v && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+}  // namespace
+
+void add_migrate_methods(MethodTable& t) {
+  t.add({"migrate.start",
+         "Starts moving the guest to `uri`: tcp:HOST:PORT, unix:PATH, file:PATH (a snapshot) or fd:N. Returns at "
+         "once; migrate.status and migrate.state-changed follow it. Refused, changing nothing, while another "
+         "migration runs, for a guest that is neither running nor paused, or when a device cannot migrate (the "
+         "message names each one and its reason).",
+         {{"uri", ParamType::String, true, "where the destination listens"}},
+         "migrate.status's object",
+         [](const Call& c) {
+           migration(c).start(text(c.params, "uri"));
+           return json::value(migration(c).status());
+         }});
+  t.add({"migrate.incoming",
+         "On a molt started with --incoming defer: listens on `uri` for the source. Refused unless the guest "
+         "has not run yet.",
+         {{"uri", ParamType::String, true, "tcp:HOST:PORT (port 0: any free port), unix:PATH, file:PATH or fd:N"}},
+         "{uri: the address it listens on, with the real port}",
+         [](const Call& c) {
+           return json::value(json::object{{"uri", migration(c).incoming(text(c.params, "uri"))}});
+         }});
+  t.add({"migrate.set_parameters",
+         "Changes the parameters of the next migration, or of the running one (the bandwidth cap and downtime "
+         "limit take effect at once). All or nothing.",
+         {{"downtime_limit_ms", ParamType::UInt, false, "the pause the switchover may cause (default 300)"},
+          {"max_bandwidth", ParamType::UInt, false, "bytes per second over all channels; 0 means no cap"},
+          {"channels", ParamType::UInt, false, "connections carrying RAM, 1 to 16 (tcp and unix only)"},
+          {"max_iterations", ParamType::UInt, false, "switch over after this many passes; 0: no cap"},
+          {"connect_timeout_ms", ParamType::UInt, false, "how long to wait for the destination to answer"}},
+         "migrate.get_parameters's object",
+         [](const Call& c) {
+           migration(c).set_parameters(c.params);
+           return json::value(migration(c).parameters());
+         }});
+  t.add({"migrate.get_parameters",
+         "The migration parameters.",
+         {},
+         "{downtime_limit_ms, max_bandwidth, channels, max_iterations, connect_timeout_ms}",
+         [](const Call& c) { return json::value(migration(c).parameters()); }});
+  t.add({"migrate.status",
+         "Where the migration is: state (none, setup, active, device, completed, failed, cancelled, listening, "
+         "receiving), role, time per phase, bytes in total and per channel, RAM figures (remaining, zero and "
+         "data pages, dirty rate, iterations, bandwidth), expected and actual downtime with its breakdown (RAM, "
+         "each device, vCPUs, irqchip, destination load), and the error or the handshake's differences.",
+         {},
+         "{state, role, uri, total_ms, phases_us, bytes_sent, bytes_received, channels: [{name, bytes_sent, "
+         "bytes_received}], ram?: {total_bytes, remaining_bytes, transferred_bytes, data_pages, zero_pages, "
+         "dirtied_pages, dirty_pages_per_s, iterations, bandwidth_bytes_per_s}, downtime: {expected_us, "
+         "actual_us?, breakdown_us}, destination?, error?, differences?, parameters}",
+         [](const Call& c) { return json::value(migration(c).status()); }});
+  t.add({"migrate.cancel",
+         "Stops the migration in any state before the destination commits; the source guest runs on as it was "
+         "(resumed if the migration paused it). On a destination, ends the wait (molt then exits).",
+         {},
+         "migrate.status's object",
+         [](const Call& c) {
+           migration(c).cancel();
+           return json::value(migration(c).status());
+         }});
+  t.add({"migrate.switchover",
+         "Stops iterating and switches over at the end of the current pass, whatever the expected downtime.",
+         {},
+         "migrate.status's object",
+         [](const Call& c) {
+           migration(c).switchover();
+           return json::value(migration(c).status());
+         }});
+}
+
+}  // namespace molt::core::monitor
