@@ -36,7 +36,10 @@ class DecodedVcpu {
   explicit DecodedVcpu(std::span<const std::uint8_t> record);  // throws sdk::StateError
   ~DecodedVcpu();
   DecodedVcpu(DecodedVcpu&&) noexcept;
+  // The vCPU the record belongs to; apply() refuses any other.
+  unsigned index() const;
   // Puts the state into a vCPU that has its CPUID set and has not run since.
+  // Checks the vCPU index and this host's XSAVE size before the first ioctl.
   void apply(kvm::Vcpu& vcpu) const;
 
  private:
@@ -51,6 +54,8 @@ class DecodedVm {
   explicit DecodedVm(std::span<const std::uint8_t> record);  // throws sdk::StateError
   ~DecodedVm();
   DecodedVm(DecodedVm&&) noexcept;
+  // Call after every vCPU's apply(), just before the vCPUs run: the kvmclock
+  // is set here and stands still from the source's save until then.
   void apply(kvm::Vm& vm) const;
 
  private:
