@@ -328,6 +328,9 @@ TEST(MachineStateDecode, InvalidChipStateIsNamed) {
   Record vm = valid_vm();
   vm.nested("pit-channel1").set("mode", WireType::U8, le(6, 1));
   expect_vm_refused(vm, "kvm-vm.pit-channel1.mode", "at most 5");
+  vm.nested("pit-channel1").set("mode", WireType::U8, le(0xff, 1));  // KVM's "never programmed"
+  const std::vector<std::uint8_t> unprogrammed = vm.bytes();
+  EXPECT_NO_THROW(DecodedVm{unprogrammed});
   vm = valid_vm();
   vm.nested("pit-channel2").set("count", WireType::U32, le(0x10001, 4));
   expect_vm_refused(vm, "kvm-vm.pit-channel2.count", "");
