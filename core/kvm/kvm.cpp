@@ -280,7 +280,9 @@ kvm_xcrs Vcpu::get_xcrs() const {
   return xcrs;
 }
 
-void Vcpu::set_xcrs(const kvm_xcrs& xcrs) { ioctl_or_throw(KVM_SET_XCRS, const_cast<kvm_xcrs*>(&xcrs), "KVM_SET_XCRS"); }
+void Vcpu::set_xcrs(const kvm_xcrs& xcrs) {
+  ioctl_or_throw(KVM_SET_XCRS, const_cast<kvm_xcrs*>(&xcrs), "KVM_SET_XCRS");
+}
 
 std::vector<kvm_msr_entry> Vcpu::get_msrs(const std::vector<std::uint32_t>& indices) const {
   std::vector<kvm_msr_entry> result;
@@ -312,7 +314,9 @@ std::optional<std::uint64_t> Vcpu::read_msr(std::uint32_t index) const {
   return entry->data;
 }
 
-void Vcpu::set_fpu(const kvm_fpu& fpu) { ioctl_or_throw(KVM_SET_FPU, const_cast<kvm_fpu*>(&fpu), "KVM_SET_FPU"); }
+void Vcpu::set_fpu(const kvm_fpu& fpu) {
+  ioctl_or_throw(KVM_SET_FPU, const_cast<kvm_fpu*>(&fpu), "KVM_SET_FPU");
+}
 
 void Vcpu::set_msrs(const std::vector<kvm_msr_entry>& entries) {
   std::vector<std::uint8_t> buffer(sizeof(kvm_msrs) + entries.size() * sizeof(kvm_msr_entry));

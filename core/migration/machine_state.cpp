@@ -86,11 +86,14 @@ constexpr std::uint32_t kKnownPitFlags = KVM_PIT_FLAGS_HPET_LEGACY | KVM_PIT_FLA
 
 void require_at_most(const char* field, std::uint64_t value, std::uint64_t limit) {
   if (value > limit) {
-    throw StateError(field, "holds " + std::to_string(value) + ", at most " + std::to_string(limit) + " is valid");
+    throw StateError(field,
+                     "holds " + std::to_string(value) + ", at most " + std::to_string(limit) + " is valid");
   }
 }
 
-void require_flag(const char* field, std::uint8_t value) { require_at_most(field, value, 1); }
+void require_flag(const char* field, std::uint8_t value) {
+  require_at_most(field, value, 1);
+}
 
 // ---- vCPU descriptors ----
 
@@ -183,7 +186,8 @@ void validate_vcpu(const VcpuState& s, std::uint32_t) {
   // RUNNABLE, UNINITIALIZED, INIT_RECEIVED, HALTED, SIPI_RECEIVED: the x86 states outside SEV.
   require_at_most("mp_state", s.mp_state, KVM_MP_STATE_SIPI_RECEIVED);
   if (s.events_flags & ~kKnownEventFlags) {
-    throw StateError("events_flags", "has unknown bits " + std::to_string(s.events_flags & ~kKnownEventFlags));
+    throw StateError("events_flags",
+                     "has unknown bits " + std::to_string(s.events_flags & ~kKnownEventFlags));
   }
   require_at_most("exception_nr", s.exception_nr, 31);
   require_flag("exception_injected", s.exception_injected);
@@ -356,7 +360,8 @@ void validate_vm(const VmState& s, std::uint32_t) {
 }
 
 struct VmDescriptors {
-  StateDescriptor pic_master = make_pic_descriptor("pic-master"), pic_slave = make_pic_descriptor("pic-slave");
+  StateDescriptor pic_master = make_pic_descriptor("pic-master"),
+                  pic_slave = make_pic_descriptor("pic-slave");
   StateDescriptor pit0 = make_pit_channel_descriptor("pit-channel0"),
                   pit1 = make_pit_channel_descriptor("pit-channel1"),
                   pit2 = make_pit_channel_descriptor("pit-channel2");
@@ -548,7 +553,9 @@ DecodedVcpu::DecodedVcpu(std::span<const std::uint8_t> record) : state_(std::mak
 DecodedVcpu::~DecodedVcpu() = default;
 DecodedVcpu::DecodedVcpu(DecodedVcpu&&) noexcept = default;
 
-unsigned DecodedVcpu::index() const { return state_->vcpu_index; }
+unsigned DecodedVcpu::index() const {
+  return state_->vcpu_index;
+}
 
 // The order follows KVM's dependencies (Documentation/virt/kvm/api.rst) and
 // QEMU's kvm_arch_put_registers:

@@ -27,9 +27,11 @@ constexpr std::uint64_t kCodeAddress = 0x1000;
 constexpr std::uint32_t kMsrTsc = 0x10, kMsrSysenterEip = 0x176, kMsrStar = 0xc0000081;
 constexpr std::uint32_t kMsrLstar = 0xc0000082, kMsrKernelGsBase = 0xc0000102, kMsrTscDeadline = 0x6e0;
 
-bool have_kvm() { return ::access("/dev/kvm", R_OK | W_OK) == 0; }
+bool have_kvm() {
+  return ::access("/dev/kvm", R_OK | W_OK) == 0;
+}
 
-#define SKIP_WITHOUT_KVM()                                                                   \
+#define SKIP_WITHOUT_KVM() \
   if (!have_kvm()) GTEST_SKIP() << "*** /dev/kvm is absent: machine state KVM tests NOT RUN ***"
 
 // A VM with the in-kernel irqchip and PIT, 1 MiB of RAM at 0 and one vCPU set
@@ -78,10 +80,10 @@ void set_distinctive_cpu_state(kvm::Vcpu& vcpu) {
 
   kvm_regs regs{};
   unsigned n = 0;
-  for (__u64 kvm_regs::*gpr : {&kvm_regs::rax, &kvm_regs::rbx, &kvm_regs::rcx, &kvm_regs::rdx, &kvm_regs::rsi,
-                               &kvm_regs::rdi, &kvm_regs::rsp, &kvm_regs::rbp, &kvm_regs::r8, &kvm_regs::r9,
-                               &kvm_regs::r10, &kvm_regs::r11, &kvm_regs::r12, &kvm_regs::r13, &kvm_regs::r14,
-                               &kvm_regs::r15}) {
+  for (__u64 kvm_regs::*gpr :
+       {&kvm_regs::rax, &kvm_regs::rbx, &kvm_regs::rcx, &kvm_regs::rdx, &kvm_regs::rsi, &kvm_regs::rdi,
+        &kvm_regs::rsp, &kvm_regs::rbp, &kvm_regs::r8, &kvm_regs::r9, &kvm_regs::r10, &kvm_regs::r11,
+        &kvm_regs::r12, &kvm_regs::r13, &kvm_regs::r14, &kvm_regs::r15}) {
     regs.*gpr = 0x1111111111111111ull * (n % 15 + 1) + n;
     ++n;
   }
@@ -100,8 +102,10 @@ void set_distinctive_cpu_state(kvm::Vcpu& vcpu) {
 
   std::vector<kvm_msr_entry> msrs;
   for (auto [index, value] : {std::pair<std::uint32_t, std::uint64_t>{kMsrSysenterEip, 0x1234567},
-                              {kMsrStar, 0x0023001000000000}, {kMsrLstar, 0xffffffff81000000},
-                              {kMsrKernelGsBase, 0xffff888000000000}, {kMsrTsc, 1'000'000'000'000}}) {
+                              {kMsrStar, 0x0023001000000000},
+                              {kMsrLstar, 0xffffffff81000000},
+                              {kMsrKernelGsBase, 0xffff888000000000},
+                              {kMsrTsc, 1'000'000'000'000}}) {
     kvm_msr_entry e{};
     e.index = index;
     e.data = value;
@@ -110,11 +114,11 @@ void set_distinctive_cpu_state(kvm::Vcpu& vcpu) {
   vcpu.set_msrs(msrs);
 
   kvm_lapic_state lapic = vcpu.get_lapic();
-  set_lapic_reg(lapic, 0x80, 0x20);                      // TPR
-  set_lapic_reg(lapic, 0xd0, 0x01000000);                // LDR
-  set_lapic_reg(lapic, 0xf0, 0x1ff);                     // SVR: enabled, vector 0xff
-  set_lapic_reg(lapic, 0x320, (2u << 17) | 0xec);        // LVT timer: TSC deadline, vector 0xec
-  set_lapic_reg(lapic, 0x3e0, 0xb);                      // divide by 1
+  set_lapic_reg(lapic, 0x80, 0x20);                // TPR
+  set_lapic_reg(lapic, 0xd0, 0x01000000);          // LDR
+  set_lapic_reg(lapic, 0xf0, 0x1ff);               // SVR: enabled, vector 0xff
+  set_lapic_reg(lapic, 0x320, (2u << 17) | 0xec);  // LVT timer: TSC deadline, vector 0xec
+  set_lapic_reg(lapic, 0x3e0, 0xb);                // divide by 1
   vcpu.set_lapic(lapic);
   kvm_msr_entry deadline{};
   deadline.index = kMsrTscDeadline;
@@ -159,7 +163,8 @@ void set_distinctive_vm_state(kvm::Vm& vm) {
   vm.set_clock(clock);
 }
 
-std::map<std::string, sdk::DecodedField> flatten(const sdk::DecodedRecord& record, const std::string& prefix = "") {
+std::map<std::string, sdk::DecodedField> flatten(const sdk::DecodedRecord& record,
+                                                 const std::string& prefix = "") {
   std::map<std::string, sdk::DecodedField> out;
   for (const sdk::DecodedField& f : record.fields) {
     if (f.record) {
@@ -257,8 +262,8 @@ TEST_F(MachineStateKvm, AppliedStateSavesBackTheSame) {
 }
 
 // mov %bx,%ax; out %al,$0x80; mov $0x1234,%ax; out %al,$0x81; mov %ah,%al; out %al,$0x82
-constexpr std::uint8_t kProgram[] = {0x89, 0xd8, 0xe6, 0x80, 0xb8, 0x34, 0x12, 0xe6,
-                                     0x81, 0x88, 0xe0, 0xe6, 0x82, 0xf4};
+constexpr std::uint8_t kProgram[] = {0x89, 0xd8, 0xe6, 0x80, 0xb8, 0x34, 0x12,
+                                     0xe6, 0x81, 0x88, 0xe0, 0xe6, 0x82, 0xf4};
 
 struct PortWrite {
   std::uint16_t port;

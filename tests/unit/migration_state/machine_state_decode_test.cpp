@@ -127,14 +127,16 @@ Record valid_vcpu() {
   r.add(WireType::U32Array, "msr_indices", array_of<std::uint32_t>({0x10, 0x174}));
   r.add(WireType::U64Array, "msr_values", array_of<std::uint64_t>({123456789, 0x10}));
   r.add(WireType::Bytes, "lapic", std::vector<std::uint8_t>(1024));
-  for (const char* name : {"exception_injected", "exception_nr", "exception_has_error_code", "exception_pending"})
+  for (const char* name :
+       {"exception_injected", "exception_nr", "exception_has_error_code", "exception_pending"})
     r.u8(name, 0);
   r.u32("exception_error_code", 0).u8("exception_has_payload", 0).u64("exception_payload", 0);
   for (const char* name : {"interrupt_injected", "interrupt_nr", "interrupt_soft", "interrupt_shadow",
                            "nmi_injected", "nmi_pending", "nmi_masked"})
     r.u8(name, 0);
   r.u32("sipi_vector", 0).u32("events_flags", 0xf);
-  for (const char* name : {"smi_smm", "smi_pending", "smi_inside_nmi", "smi_latched_init", "triple_fault_pending"})
+  for (const char* name :
+       {"smi_smm", "smi_pending", "smi_inside_nmi", "smi_latched_init", "triple_fault_pending"})
     r.u8(name, 0);
   r.u32("mp_state", 1);  // UNINITIALIZED: an AP waiting for INIT/SIPI
   r.add(WireType::U64Array, "dr", std::vector<std::uint8_t>(32));
@@ -180,7 +182,8 @@ Record valid_vm() {
   r.sub(pic("pic-slave", 0x70));
   Record ioapic("ioapic");
   ioapic.u64("base_address", 0xfec00000).u32("ioregsel", 0).u32("id", 0).u32("irr", 0);
-  ioapic.add(WireType::U64Array, "redirtbl", array_of<std::uint64_t>(std::vector<std::uint64_t>(24, 0x10000)));
+  ioapic.add(WireType::U64Array, "redirtbl",
+             array_of<std::uint64_t>(std::vector<std::uint64_t>(24, 0x10000)));
   r.sub(ioapic);
   r.sub(pit_channel("pit-channel0"));
   r.sub(pit_channel("pit-channel1"));
@@ -190,7 +193,8 @@ Record valid_vm() {
 
 // Runs `decode` and expects a StateError naming `field` (empty: a whole-record
 // error whose message contains `words`).
-void expect_refused(const std::function<void()>& decode, const std::string& field, const std::string& words = "") {
+void expect_refused(const std::function<void()>& decode, const std::string& field,
+                    const std::string& words = "") {
   try {
     decode();
     ADD_FAILURE() << "a record with a bad " << (field.empty() ? words : field) << " was accepted";
