@@ -128,6 +128,27 @@ extern struct ram_range ram_ranges[MAX_RAM_RANGES];
 extern unsigned ram_range_count;
 extern char image_start[], image_end[];
 
+/* ---- memtest.c, shared with soak ---- */
+#define MEMTEST_MAX_SEGMENTS MAX_RAM_RANGES
+struct memtest_segment {
+  uint64_t* start;
+  uint64_t* end;
+};
+uint64_t memtest_choose_segments(uint64_t mib, struct memtest_segment* out, unsigned* count);
+uint64_t memtest_round_seed(uint64_t round);
+void memtest_write(const struct memtest_segment* segs, unsigned count, uint64_t seed);
+uint64_t memtest_verify(const struct memtest_segment* segs, unsigned count, uint64_t seed, uint64_t* printed);
+
+/* ---- ide.c, shared with soak ---- */
+uint64_t ide_attach(uint16_t* bus_master_base);
+
+/* ---- rtc.c, shared with soak ---- */
+struct rtc_time {
+  unsigned year, month, day, hour, minute, second;
+};
+uint8_t rtc_data_mode(void);
+bool rtc_read_time(struct rtc_time* t, uint8_t reg_b);
+
 /* ---- scenarios ---- */
 int scenario_memtest(int argc, char** argv);
 int scenario_cpus(int argc, char** argv);
@@ -135,5 +156,6 @@ int scenario_ide(int argc, char** argv);
 int scenario_pci(int argc, char** argv);
 int scenario_rtc(int argc, char** argv);
 int scenario_counter(int argc, char** argv);
+NORETURN void scenario_soak(int argc, char** argv);
 
 #endif

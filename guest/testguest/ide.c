@@ -348,6 +348,17 @@ static int run_full(uint32_t seed) {
   return 0;
 }
 
+/* For `soak`: the controller found and placed, the primary master identified
+ * (the same `@ide controller` and `@ide identify` lines, failing the same
+ * way). Returns the disk's sector count and the bus-master base. */
+uint64_t ide_attach(uint16_t* bus_master_base) {
+  clock_init();
+  if (!find_controller()) fail("ide-no-controller");
+  identify();
+  *bus_master_base = bm_base;
+  return disk_sectors;
+}
+
 int scenario_ide(int argc, char** argv) {
   const char* mode = "full";
   const char* seed_arg = NULL;

@@ -157,6 +157,8 @@ NORETURN void user_entry(uint64_t start_info_paddr, uint32_t tsc_lo, uint32_t ts
     status = scenario_rtc(argc, argv);
   } else if (strcmp(argv[0], "counter") == 0) {
     status = scenario_counter(argc, argv);
+  } else if (strcmp(argv[0], "soak") == 0) {
+    scenario_soak(argc, argv);
   } else {
     fail("unknown-scenario");
   }

@@ -6,22 +6,18 @@
 
 #define MIB (1ull << 20)
 #define MAX_CORRUPT_LINES 16
-#define MAX_SEGMENTS MAX_RAM_RANGES
 
-struct segment {
-  uint64_t* start;
-  uint64_t* end;
-};
-
-static struct segment segments[MAX_SEGMENTS];
+static struct memtest_segment segments[MEMTEST_MAX_SEGMENTS];
 static unsigned segment_count;
 
 /* Picks N MiB of RAM above the image (and below the mapped 64 GiB) from the
- * memory map; returns the MiB available if that is less. */
-static uint64_t choose_segments(uint64_t mib) {
+ * memory map into `out` (MEMTEST_MAX_SEGMENTS entries, `*count` of them used);
+ * returns the MiB available if that is less. */
+uint64_t memtest_choose_segments(uint64_t mib, struct memtest_segment* out, unsigned* count) {
   uint64_t floor = ((uint64_t)(uintptr_t)image_end + MIB - 1) & ~(MIB - 1);
   uint64_t ceiling = (uint64_t)MAPPED_GIB << 30;
   uint64_t want = mib * MIB, have = 0;
+  *count = 0;
   for (unsigned i = 0; i < ram_range_count && have < want; i++) {
     uint64_t start = ram_ranges[i].start < floor ? floor : ram_ranges[i].start;
     uint64_t end = ram_ranges[i].end > ceiling ? ceiling : ram_ranges[i].end;
@@ -29,27 +25,29 @@ static uint64_t choose_segments(uint64_t mib) {
     end &= ~4095ull;
     if (end <= start) continue;
     if (end - start > want - have) end = start + (want - have);
-    segments[segment_count].start = (uint64_t*)start;
-    segments[segment_count].end = (uint64_t*)end;
-    segment_count++;
+    out[*count].start = (uint64_t*)start;
+    out[*count].end = (uint64_t*)end;
+    ++*count;
     have += end - start;
   }
   return have / MIB;
 }
 
-static uint64_t round_seed(uint64_t round) { return round * 0x9e3779b97f4a7c15ull ^ 0x5a5a5a5a5a5a5a5aull; }
+uint64_t memtest_round_seed(uint64_t round) { return round * 0x9e3779b97f4a7c15ull ^ 0x5a5a5a5a5a5a5a5aull; }
 
-static void write_pattern(uint64_t seed) {
-  for (unsigned s = 0; s < segment_count; s++) {
-    for (uint64_t* p = segments[s].start; p < segments[s].end; p++) *p = (uint64_t)(uintptr_t)p ^ seed;
+void memtest_write(const struct memtest_segment* segs, unsigned count, uint64_t seed) {
+  for (unsigned s = 0; s < count; s++) {
+    for (uint64_t* p = segs[s].start; p < segs[s].end; p++) *p = (uint64_t)(uintptr_t)p ^ seed;
   }
   compiler_barrier();
 }
 
-static uint64_t verify_pattern(uint64_t seed, uint64_t* printed) {
+/* Counts the words that differ; prints the first MAX_CORRUPT_LINES of them
+ * (over all calls sharing `printed`). */
+uint64_t memtest_verify(const struct memtest_segment* segs, unsigned count, uint64_t seed, uint64_t* printed) {
   uint64_t errors = 0;
-  for (unsigned s = 0; s < segment_count; s++) {
-    for (uint64_t* p = segments[s].start; p < segments[s].end; p++) {
+  for (unsigned s = 0; s < count; s++) {
+    for (uint64_t* p = segs[s].start; p < segs[s].end; p++) {
       uint64_t expected = (uint64_t)(uintptr_t)p ^ seed;
       uint64_t got = *(volatile uint64_t*)p;
       if (got == expected) continue;
@@ -69,7 +67,7 @@ int scenario_memtest(int argc, char** argv) {
     fail("bad-arguments");
   }
   clock_init();
-  uint64_t available = choose_segments(mib);
+  uint64_t available = memtest_choose_segments(mib, segments, &segment_count);
   if (available < mib) {
     printf("@memtest too-large mib=%lu available=%lu\n", mib, available);
     fail("memtest-too-large");
@@ -78,11 +76,11 @@ int scenario_memtest(int argc, char** argv) {
          rounds);
   uint64_t total_errors = 0, printed = 0;
   for (uint64_t round = 1; rounds == 0 || round <= rounds; round++) {
-    uint64_t seed = round_seed(round);
+    uint64_t seed = memtest_round_seed(round);
     uint64_t t0 = rdtsc();
-    write_pattern(seed);
+    memtest_write(segments, segment_count, seed);
     uint64_t t1 = rdtsc();
-    uint64_t errors = verify_pattern(seed, &printed);
+    uint64_t errors = memtest_verify(segments, segment_count, seed, &printed);
     uint64_t t2 = rdtsc();
     uint64_t write_us = tsc_to_us(t1 - t0), verify_us = tsc_to_us(t2 - t1);
     uint64_t mib_per_s = write_us != 0 ? mib * 1000000 / write_us : 0;

@@ -41,10 +41,6 @@
 
 #define PERIODIC_SECONDS 2
 
-struct rtc_time {
-  unsigned year, month, day, hour, minute, second;
-};
-
 static uint8_t rtc_read(uint8_t reg) {
   outb(RTC_INDEX, reg);
   return inb(RTC_DATA);
@@ -83,7 +79,7 @@ static void read_once(struct rtc_time* t, uint8_t reg_b) {
 }
 
 /* Two identical readings in a row: no update fell in between. */
-static bool read_time(struct rtc_time* t, uint8_t reg_b) {
+bool rtc_read_time(struct rtc_time* t, uint8_t reg_b) {
   struct rtc_time again;
   read_once(t, reg_b);
   for (unsigned attempt = 0; attempt < 10; attempt++) {
@@ -97,7 +93,7 @@ static bool read_time(struct rtc_time* t, uint8_t reg_b) {
 /* An alarm on a second a few seconds ahead; hours and minutes don't care. */
 static bool check_alarm(int slot, uint8_t reg_b, uint64_t tsc_khz) {
   struct rtc_time now;
-  if (!read_time(&now, reg_b)) return false;
+  if (!rtc_read_time(&now, reg_b)) return false;
   rtc_write(REG_SECONDS_ALARM, to_rtc((now.second + 3) % 60, reg_b));
   rtc_write(REG_MINUTES_ALARM, ALARM_DONT_CARE);
   rtc_write(REG_HOURS_ALARM, ALARM_DONT_CARE);
@@ -147,6 +143,9 @@ static bool measure_rate(int slot, uint8_t reg_b, unsigned rate_select, uint64_t
   return intervals > 0;
 }
 
+/* Register B's data-mode bits, what rtc_read_time needs to decode. */
+uint8_t rtc_data_mode(void) { return rtc_read(REG_B) & (B_BINARY | B_24H); }
+
 int scenario_rtc(int argc, char** argv) {
   (void)argc;
   (void)argv;
@@ -156,7 +155,7 @@ int scenario_rtc(int argc, char** argv) {
   printf("@rtc mode=%s hours=%s divider=%#x\n", (reg_b & B_BINARY) ? "binary" : "bcd",
          (reg_b & B_24H) ? "24" : "12", reg_a & 0x70);
   struct rtc_time t;
-  if (!read_time(&t, reg_b)) fail("rtc-unstable");
+  if (!rtc_read_time(&t, reg_b)) fail("rtc-unstable");
   printf("@rtc time=%04u-%02u-%02uT%02u:%02u:%02u\n", t.year, t.month, t.day, t.hour, t.minute, t.second);
 
   int slot = irq_route(RTC_IRQ, IRQ_EDGE_HIGH);
