@@ -2,6 +2,11 @@
 // damaged one, and in --summary form.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+
 #include <boost/json.hpp>
 
 #include "core/app/dump_command.hpp"
@@ -129,6 +134,8 @@ TEST(MigrationDump, UndecodablePayloadsAreShownNotFatal) {
   writer.record(migration::Tag::Chunk, "ram",
                 std::string_view("\x02\x00pc\x01\x00\x00\x00\x02\x10\x00\x00\x00\x00\x00\x00", 16));
   writer.record(migration::Tag::Chunk, std::string_view("\xff\xfe", 2), "");
+  writer.record(migration::Tag::Chunk, "\xf4\xb5 \xed\xa0\x80 \xc3\xa9",
+                "");  // past U+10FFFF, a surrogate, é
   writer.finish();
   const DumpResult result = dump(sink.data);
   ASSERT_TRUE(result.ok);
@@ -139,6 +146,7 @@ TEST(MigrationDump, UndecodablePayloadsAreShownNotFatal) {
   EXPECT_EQ(records[2].at("decode_error"), "the RAM chunk ends at byte 4115 inside a page's data");
   EXPECT_EQ(records[3].at("decode_error"), "page 0 of the RAM chunk (byte 8) has unknown flags 0x2");
   EXPECT_EQ(records[4].at("name"), "\u00ff\u00fe");  // bytes that are not UTF-8 read as Latin-1
+  EXPECT_EQ(records[5].at("name"), "\u00f4\u00b5 \u00ed\u00a0\u0080 \u00e9");
 }
 
 TEST(MigrationDump, SummaryCountsPerTagAndName) {
@@ -157,6 +165,39 @@ TEST(MigrationDump, SummaryCountsPerTagAndName) {
   EXPECT_EQ(summary.at("ram").at("pc.ram"),
             (json::object{{"pages", 4}, {"zero_pages", 2}, {"data_pages", 2}}));
   EXPECT_EQ(result.json.at("end").at("verified"), true);
+}
+
+// What `molt migration dump FILE` runs: the file, the printed JSON, the exit status.
+TEST(MigrationDump, RunDumpReadsAFileAndExitsOneWhenDamaged) {
+  char path[] = "/tmp/molt-dump-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  const Bytes bytes = samples::sample_migration_stream();
+  auto write_file = [&](std::size_t length) {
+    std::ofstream(path, std::ios::binary | std::ios::trunc)
+        .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(length));
+  };
+  DumpOptions options;
+  options.file = path;
+  write_file(bytes.size());
+  testing::internal::CaptureStdout();
+  EXPECT_EQ(run_dump(options), 0);
+  const json::value good = json::parse(testing::internal::GetCapturedStdout());
+  EXPECT_EQ(good.at("records").as_array().size(), 9u);
+  EXPECT_EQ(good.at("end").at("verified"), true);
+
+  write_file(bytes.size() - 1);
+  testing::internal::CaptureStdout();
+  EXPECT_EQ(run_dump(options), 1);
+  const json::value damaged = json::parse(testing::internal::GetCapturedStdout());
+  EXPECT_EQ(damaged.at("records").as_array().size(), 9u);
+  EXPECT_EQ(std::string(damaged.at("error").as_string()),
+            "the stream ends at byte " + std::to_string(bytes.size() - 1) +
+                " inside a record (tag 127 'end', 15 of 16 payload bytes)");
+  ::unlink(path);
+  options.file = path;
+  EXPECT_THROW(run_dump(options), sdk::Error);
 }
 
 TEST(MigrationDump, PrettyJsonIndentsContainersAndKeepsScalarArraysOnOneLine) {
