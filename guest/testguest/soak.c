@@ -101,8 +101,8 @@ static unsigned disk_reports;
 
 static void disk_report(const char* op, uint32_t lba, uint8_t bm, uint8_t status) {
   if (disk_reports++ >= MAX_DISK_REPORTS) return;
-  printf("@soak disk-error op=%s sector=%u bm_status=0x%02x status=0x%02x error=0x%02x\n", op, lba,
-         bm, status, inb(ATA_CMD + REG_ERROR));
+  printf("@soak disk-error op=%s sector=%u bm_status=0x%02x status=0x%02x error=0x%02x\n", op, lba, bm,
+         status, inb(ATA_CMD + REG_ERROR));
 }
 
 /* READ DMA / WRITE DMA (28-bit: 5 taskfile writes) of sector `lba` through
@@ -131,8 +131,9 @@ static bool dma_sector(uint32_t lba, bool write) {
   outb(bm_base + BM_COMMAND, direction); /* stop the engine */
   uint8_t status = inb(ATA_CMD + REG_STATUS);
   bool ok = !timed_out && !(bm & BM_ERROR) && !(status & (ST_ERR | ST_DF | ST_BSY | ST_DRQ));
-  if (!ok) disk_report(timed_out ? (write ? "write-timeout" : "read-timeout") : (write ? "write" : "read"), lba, bm,
-                       status);
+  if (!ok)
+    disk_report(timed_out ? (write ? "write-timeout" : "read-timeout") : (write ? "write" : "read"), lba, bm,
+                status);
   return ok;
 }
 
@@ -144,8 +145,8 @@ static bool check_sector(uint32_t round, uint32_t sector) {
   for (unsigned i = 0; i < SECTOR / 4; i++) {
     if (sector_buffer[i] == expected[i]) continue;
     if (disk_reports++ < MAX_DISK_REPORTS)
-      printf("@soak disk-corrupt sector=%u round=%u word=%u expected=0x%08x got=0x%08x got_round=%u\n", sector,
-             round, i, expected[i], sector_buffer[i], sector_buffer[1]);
+      printf("@soak disk-corrupt sector=%u round=%u word=%u expected=0x%08x got=0x%08x got_round=%u\n",
+             sector, round, i, expected[i], sector_buffer[i], sector_buffer[1]);
     return false;
   }
   return true;
@@ -204,8 +205,8 @@ extern struct iret_frame* volatile ap_iret_frame_ptr;
 
 enum { AP_WAIT, AP_RUN, AP_HALT };
 struct ap_worker {
-  int online, command;      /* AP sets online; BSP sets command */
-  uint64_t rounds, errors;  /* published by the AP after each round */
+  int online, command;     /* AP sets online; BSP sets command */
+  uint64_t rounds, errors; /* published by the AP after each round */
   struct memtest_segment segs[MEMTEST_MAX_SEGMENTS];
   unsigned seg_count;
 };
@@ -215,13 +216,18 @@ static struct iret_frame soak_ap_frames[SOAK_MAX_CPUS];
 static uint8_t soak_ap_stacks[SOAK_MAX_CPUS][AP_STACK_SIZE] __attribute__((aligned(16)));
 static volatile unsigned starting_slot;
 
-static uint32_t lapic_read(uint32_t reg) { return mmio_read32(LAPIC_BASE + reg); }
-static void lapic_write(uint32_t reg, uint32_t value) { mmio_write32(LAPIC_BASE + reg, value); }
+static uint32_t lapic_read(uint32_t reg) {
+  return mmio_read32(LAPIC_BASE + reg);
+}
+static void lapic_write(uint32_t reg, uint32_t value) {
+  mmio_write32(LAPIC_BASE + reg, value);
+}
 
 static void send_ipi(uint8_t apic_id, uint32_t command) {
   lapic_write(LAPIC_ICR_HIGH, (uint32_t)apic_id << 24);
   lapic_write(LAPIC_ICR_LOW, command);
-  for (unsigned i = 0; i < 100000 && (lapic_read(LAPIC_ICR_LOW) & ICR_DELIVERY_PENDING) != 0; i++) cpu_relax();
+  for (unsigned i = 0; i < 100000 && (lapic_read(LAPIC_ICR_LOW) & ICR_DELIVERY_PENDING) != 0; i++)
+    cpu_relax();
 }
 
 NORETURN void soak_ap_entry(void);
@@ -252,9 +258,9 @@ static bool wait_ap_online(unsigned slot, uint64_t timeout_us) {
 
 /* INIT, 10 ms, SIPI, and a second SIPI if the AP has not shown up. */
 static bool start_ap(unsigned slot, uint8_t apic_id) {
-  soak_ap_frames[slot] = (struct iret_frame){(uint64_t)(uintptr_t)soak_ap_entry, UCODE_SEL, 0x2,
-                                             (uint64_t)(uintptr_t)(soak_ap_stacks[slot] + AP_STACK_SIZE) - 8,
-                                             UDATA_SEL};
+  soak_ap_frames[slot] =
+      (struct iret_frame){(uint64_t)(uintptr_t)soak_ap_entry, UCODE_SEL, 0x2,
+                          (uint64_t)(uintptr_t)(soak_ap_stacks[slot] + AP_STACK_SIZE) - 8, UDATA_SEL};
   ap_tss_sel = (uint16_t)(TSS0_SEL + 16 * slot);
   ap_iret_frame_ptr = &soak_ap_frames[slot];
   starting_slot = slot;
@@ -370,10 +376,11 @@ NORETURN void scenario_soak(int argc, char** argv) {
     (void)rtc_read_time(&now, rtc_mode); /* on an unstable clock: the last reading */
     poll_console();
     sum_aps(aps, &totals);
-    printf("@soak round=%lu mib=%lu errors=%lu disk=%s sector=%lu rtc=%04u-%02u-%02uT%02u:%02u:%02u aps=%u "
-           "ap_rounds=%lu ap_errors=%lu disk_errors=%lu us=%lu\n",
-           round, mib, totals.errors, disk_ok ? "ok" : "fail", round % disk_sectors, now.year, now.month,
-           now.day, now.hour, now.minute, now.second, aps, totals.ap_rounds, totals.ap_errors,
-           totals.disk_failures, tsc_to_us(rdtsc() - start));
+    printf(
+        "@soak round=%lu mib=%lu errors=%lu disk=%s sector=%lu rtc=%04u-%02u-%02uT%02u:%02u:%02u aps=%u "
+        "ap_rounds=%lu ap_errors=%lu disk_errors=%lu us=%lu\n",
+        round, mib, totals.errors, disk_ok ? "ok" : "fail", round % disk_sectors, now.year, now.month,
+        now.day, now.hour, now.minute, now.second, aps, totals.ap_rounds, totals.ap_errors,
+        totals.disk_failures, tsc_to_us(rdtsc() - start));
   }
 }

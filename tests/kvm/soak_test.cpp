@@ -147,8 +147,8 @@ class SoakScenario : public ::testing::Test {
   "machine": "molt-pc",
   "vcpus": )" << vcpus << R"(,
   "memory": { "size": "128M" },
-  "kernel": { "path": ")" << testguest_elf()
-                        << R"(", "cmdline": "soak 32 )" << kSoakSectors << R"(" },
+  "kernel": { "path": ")"
+                        << testguest_elf() << R"(", "cmdline": "soak 32 )" << kSoakSectors << R"(" },
   "devices": [
     { "id": "com1", "type": "serial-16550a", "properties": { "backend": "unix-socket", "path": ")"
                         << socket_ << R"(" } },
@@ -173,22 +173,25 @@ class SoakScenario : public ::testing::Test {
     EXPECT_EQ(field(*start, "aps"), vcpus - 1) << *start;
     EXPECT_EQ(field(*start, "disk_sectors"), kSoakSectors) << *start;
 
+    // Three read-backs (round 1 has nothing to read back) and, with an AP,
+    // two finished AP rounds: the AP's first round pays the first touch of
+    // its pages and may span several BSP rounds.
+    const auto deadline = Clock::now() + 30s;
     std::string line;
-    for (int clean = 0; clean < 3;) {
+    for (std::uint64_t clean = 0; clean < 3 || (vcpus > 1 && field(line, "ap_rounds") < 2);) {
+      ASSERT_LT(Clock::now(), deadline) << line;
       const auto round = console.wait_for_line("^@soak round=", 10s);
       ASSERT_TRUE(round) << console.text() << molt.errors();
       line = *round;
       EXPECT_EQ(field(line, "errors"), 0u) << line;
       EXPECT_EQ(field(line, "ap_errors"), 0u) << line;
       EXPECT_NE(line.find(" disk=ok "), std::string::npos) << line;
-      EXPECT_TRUE(std::regex_search(line, std::regex(" rtc=20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:"
-                                                     "[0-5][0-9] ")))
+      EXPECT_TRUE(
+          std::regex_search(line, std::regex(" rtc=20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:"
+                                             "[0-5][0-9] ")))
           << line;
       EXPECT_EQ(field(line, "aps"), vcpus - 1) << line;
-      clean += field(line, "round") >= 2 ? 1 : 0;  // round 1 has nothing to read back
-    }
-    if (vcpus > 1) {
-      EXPECT_GT(field(line, "ap_rounds"), 0u) << line;
+      clean += field(line, "round") >= 2 ? 1 : 0;
     }
 
     console.type("hello from the host\r\n");
@@ -234,9 +237,13 @@ class SoakScenario : public ::testing::Test {
   std::string image_, socket_;
 };
 
-TEST_F(SoakScenario, OneVcpuRoundsStayCleanTheConsoleEchoesAndTheImageHoldsThePattern) { run_soak(1); }
+TEST_F(SoakScenario, OneVcpuRoundsStayCleanTheConsoleEchoesAndTheImageHoldsThePattern) {
+  run_soak(1);
+}
 
-TEST_F(SoakScenario, TwoVcpusTheApLoopsItsOwnSliceToo) { run_soak(2); }
+TEST_F(SoakScenario, TwoVcpusTheApLoopsItsOwnSliceToo) {
+  run_soak(2);
+}
 
 }  // namespace
 }  // namespace molt::test
