@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <molt/sdk/error.hpp>
@@ -17,7 +18,9 @@
 #include "core/machine/description.hpp"
 #include "core/machine/machine.hpp"
 #include "core/machine/machine_types.hpp"
+#include "core/migration/cpr.hpp"
 #include "core/migration/engine.hpp"
+#include "core/migration/fingerprint.hpp"
 #include "core/monitor/machine_control.hpp"
 #include "core/monitor/server.hpp"
 #include "core/plugin/registry.hpp"
@@ -41,6 +44,11 @@ void add_run_options(CLI::App& cmd, RunOptions& o) {
   cmd.add_option("--incoming", o.incoming,
                  "Wait for a migration instead of booting: tcp:HOST:PORT, unix:PATH, file:PATH (restore a "
                  "snapshot), fd:N, or defer (then migrate.incoming on the monitor names it)");
+  cmd.add_option("--cpr-channel", o.cpr_channel,
+                 "cpr-transfer: before building the VM, wait on this unix:PATH for the running source's RAM "
+                 "(passed as memfds); needs --incoming for the main channel (docs/cpr.md)");
+  cmd.add_option("--restore", o.restore, "Restore the guest saved in this snapshot file (vm.snapshot, or "
+                                          "migrate.start to file:PATH) instead of booting");
   cmd.add_option("--api-socket", o.api_socket,
                  "Serve the JSON-RPC monitor on this UNIX socket (docs/monitor.md), instead of the file's api_socket");
 }
@@ -108,6 +116,43 @@ std::uint64_t watch_stop_signals(machine::Machine& m, const sigset_t& signals, k
   });
 }
 
+// cpr-transfer's first step: the source's RAM, before the VM exists.
+migration::CprHandover receive_cpr_ram(const std::string& uri, machine::MachineConfig& config) {
+  auto log = core::logger("core.run");
+  migration::CprReceiver receiver(migration::ChannelUri::parse(uri));
+  log->info("waiting on {} for the source's RAM (cpr-transfer)", uri);
+  migration::CprHandover handover = receiver.receive();
+  std::string problem;
+  if (handover.blocks.size() != 1 || handover.blocks[0].name != "pc.ram") {
+    problem = fmt::format("the source hands over {} RAM block(s); this machine has one, pc.ram", handover.blocks.size());
+  } else if (handover.blocks[0].size != config.memory_size) {
+    problem = fmt::format("ram block pc.ram: {} MiB at source, {} MiB here", handover.blocks[0].size >> 20,
+                          config.memory_size >> 20);
+  }
+  if (!problem.empty()) {
+    migration::CprReceiver::answer(handover, {{"accept", false}, {"differences", {problem}}});
+    throw sdk::Error("cpr-transfer refused: " + problem);
+  }
+  config.adopted_ram_fd = handover.blocks[0].fd.get();
+  log->info("took RAM block pc.ram ({} MiB) from the source", handover.blocks[0].size >> 20);
+  return handover;
+}
+
+// Tells the source whether this machine can take its guest.
+void answer_cpr(migration::CprHandover& handover, machine::Machine& vm) {
+  std::vector<std::string> differences;
+  try {
+    differences = migration::compare(migration::fingerprint_from_json(handover.fingerprint),
+                                     migration::fingerprint_of(vm));
+  } catch (const sdk::Error& e) {
+    differences.push_back(e.what());
+  }
+  monitor::json::array list;
+  for (const std::string& d : differences) list.push_back(monitor::json::string(d));
+  migration::CprReceiver::answer(handover, {{"accept", differences.empty()}, {"differences", list}});
+  if (!differences.empty()) throw sdk::Error(fmt::format("cpr-transfer refused: {}", fmt::join(differences, "; ")));
+}
+
 }  // namespace
 
 int run_machine(const RunOptions& o, const sigset_t& stop_signals) {
@@ -120,7 +165,17 @@ int run_machine(const RunOptions& o, const sigset_t& stop_signals) {
   plugin::Registry registry;
   load_plugins(o, description, registry);
   machine::MachineConfig config = to_config(description, registry);
-  config.incoming = o.incoming.has_value();
+  std::optional<std::string> incoming = o.incoming;
+  if (o.restore) {
+    if (incoming) throw sdk::Error("--restore and --incoming both say where the guest comes from; give one");
+    incoming = "file:" + fs::absolute(*o.restore).string();
+  }
+  config.incoming = incoming.has_value();
+  std::optional<migration::CprHandover> handover;
+  if (o.cpr_channel) {
+    if (!incoming) throw sdk::Error("--cpr-channel needs --incoming URI (or defer) for the main channel");
+    handover = receive_cpr_ram(*o.cpr_channel, config);
+  }
 
   machine::Machine vm(config);
   kvm::Fd signal_fd;
@@ -144,12 +199,13 @@ int run_machine(const RunOptions& o, const sigset_t& stop_signals) {
     });
     log->info("monitor listening on {}", api_socket->string());
   }
-  if (o.incoming && *o.incoming != "defer") {
-    migration.listen(*o.incoming);
+  if (incoming && *incoming != "defer") {
+    migration.listen(*incoming);
     log->info("waiting for an incoming migration on {}", migration.listen_address());
-  } else if (o.incoming) {
+  } else if (incoming) {
     log->info("waiting for migrate.incoming on the monitor before listening for a migration");
   }
+  if (handover) answer_cpr(*handover, vm);
   const machine::ExitResult result = vm.run();
   if (server) server->flush(std::chrono::milliseconds(500));
   if (result.reason == sdk::ExitReason::Error) {

@@ -27,6 +27,10 @@ struct RunOptions {
   std::optional<std::string> api_socket;
   // Receive a migration instead of booting (a channel URI, or "defer").
   std::optional<std::string> incoming;
+  // cpr-transfer: take the source's RAM memfds on this unix:PATH first.
+  std::optional<std::string> cpr_channel;
+  // Restore a snapshot file (same as --incoming file:PATH).
+  std::optional<std::string> restore;
 };
 
 void add_run_options(CLI::App& cmd, RunOptions& options);

@@ -65,8 +65,10 @@ kvm_segment to_kvm(const boot::Segment& s) {
   return k;
 }
 
+}  // namespace
+
 // The boot vCPU's registers as the boot protocol wants them.
-void set_entry_state(kvm::Vcpu& vcpu, const boot::CpuEntryState& entry) {
+void Machine::set_entry_state(kvm::Vcpu& vcpu, const boot::CpuEntryState& entry) {
   kvm_sregs sregs = vcpu.get_sregs();
   sregs.cs = to_kvm(entry.code);
   sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = to_kvm(entry.data);
@@ -92,7 +94,6 @@ void set_entry_state(kvm::Vcpu& vcpu, const boot::CpuEntryState& entry) {
   vcpu.set_regs(regs);
 }
 
-}  // namespace
 
 const char* to_string(RunState state) {
   switch (state) {
@@ -261,7 +262,13 @@ Machine::Machine(const MachineConfig& config)
     throw sdk::Error(fmt::format("{} vCPUs asked for; this KVM runs 1 to {}", config.vcpus, system_.max_vcpus()));
   }
   vm_.create_irqchip_and_pit();
-  ram_ = std::make_unique<memory::GuestRam>(config.memory_size, config.memory_backing);
+  if (config.adopted_ram_fd >= 0) {
+    kvm::Fd fd(::dup(config.adopted_ram_fd));
+    if (!fd) throw sdk::Error("cannot duplicate the handed-over RAM fd");
+    ram_ = std::make_unique<memory::GuestRam>(config.memory_size, std::move(fd));
+  } else {
+    ram_ = std::make_unique<memory::GuestRam>(config.memory_size, config.memory_backing);
+  }
   std::uint32_t slot = 0;
   for (const memory::RamRegion& r : ram_->regions()) vm_.set_user_memory_region(slot++, r.gpa, r.size, r.host());
   describe(config);
@@ -270,12 +277,6 @@ Machine::Machine(const MachineConfig& config)
   load_guest(config);
   config_ = config;
   capture_power_on();
-  // An incoming guest's RAM comes from the stream; the image just loaded is
-  // kept only for a later reset. Dropping it leaves RAM all holes, which the
-  // stream's first pass never needs to touch where the source has none.
-  if (config.incoming) {
-    for (const auto& block : ram_->blocks()) block->discard();
-  }
 }
 
 void Machine::describe(const MachineConfig& config) {
@@ -369,9 +370,17 @@ boot::CpuEntryState Machine::load_kernel(const MachineConfig& config) {
   return booted.bsp;
 }
 
-void Machine::load_guest(const MachineConfig& config) {
+boot::CpuEntryState Machine::load_image(const MachineConfig& config) {
   // With firmware, a kernel in the description is the firmware's to load (fw_cfg carries it).
-  const boot::CpuEntryState bsp_entry = firmware_ ? start_firmware() : load_kernel(config);
+  return firmware_ ? start_firmware() : load_kernel(config);
+}
+
+void Machine::load_guest(const MachineConfig& config) {
+  // An incoming guest's RAM (and registers) come from the migration, RAM
+  // perhaps shared with the running source (cpr-transfer): nothing is
+  // written to it here. A later reset loads the image.
+  const std::optional<boot::CpuEntryState> bsp_entry =
+      config.incoming ? std::nullopt : std::optional<boot::CpuEntryState>(load_image(config));
 
   const kvm::CpuidTable supported = system_.supported_cpuid();
   supported_msrs_ = system_.msr_index_list();
@@ -384,7 +393,7 @@ void Machine::load_guest(const MachineConfig& config) {
     if (i == 0) guest_cpuid_ = std::move(cpuid);
     kvm::setup_vcpu_common(vcpu, msrs);
   }
-  set_entry_state(vcpus_.front()->vcpu(), bsp_entry);
+  if (bsp_entry) set_entry_state(vcpus_.front()->vcpu(), *bsp_entry);
   migratable_msrs_ = migration::migratable_msrs(vcpus_.front()->vcpu(), supported_msrs_);
 }
 

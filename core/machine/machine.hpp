@@ -54,6 +54,10 @@ struct MachineConfig {
   // zero for the stream to fill) and run() waits in RunState::Incoming until
   // start_incoming() or fail_incoming().
   bool incoming = false;
+  // cpr-transfer: guest RAM is this memfd (handed over by the source, which
+  // keeps its own descriptor), mapped anew; -1: a fresh RAM block. Machine
+  // duplicates it.
+  int adopted_ram_fd = -1;
 };
 
 // How a run ended, and the exit status molt reports (docs/conventions.md).
@@ -145,6 +149,8 @@ class Machine final : public sdk::MachineControl {
   // Those of them this KVM really reads back, probed before the first run:
   // what a migration saves of every vCPU.
   const std::vector<std::uint32_t>& migratable_msrs() const { return migratable_msrs_; }
+  // Guest RAM was handed over by another molt (cpr-transfer).
+  bool ram_adopted() const { return config_.adopted_ram_fd >= 0; }
 
  private:
   class VcpuRunner;
@@ -152,7 +158,9 @@ class Machine final : public sdk::MachineControl {
   void create_devices(const MachineConfig& config);
   void load_guest(const MachineConfig& config);
   boot::CpuEntryState load_kernel(const MachineConfig& config);
+  boot::CpuEntryState load_image(const MachineConfig& config);
   void map_firmware(const MachineConfig& config);
+  static void set_entry_state(kvm::Vcpu& vcpu, const boot::CpuEntryState& entry);
   boot::CpuEntryState start_firmware();
   void finish(ExitResult result);
   void kick_all_vcpus();

@@ -68,13 +68,11 @@ bool Machine::reset(std::chrono::milliseconds timeout) {
     std::lock_guard lock(d->lock());
     d->device().reset();
   }
-  // The image may have been overwritten by the guest: load it again.
-  if (firmware_) {
-    firmware_->refill();
-    boot::write_bios_shadow(*ram_, *firmware_);
-  } else {
-    load_kernel(config_);
-  }
+  // The image may have been overwritten by the guest: load it again. The
+  // boot vCPU's entry comes from the image (a machine that arrived by
+  // migration never loaded it before).
+  if (firmware_) firmware_->refill();
+  set_entry_state(vcpu(0), load_image(config_));
   log_->info("machine reset");
   if (state_listener_) state_listener_(RunState::Paused, "reset");
   return was_running ? resume_unchecked() : true;

@@ -132,6 +132,17 @@ void Migration::run_destination() {
     const std::uint64_t lane_count = count && count->is_number() ? count->to_number<std::uint64_t>() : 0;
     if (lane_count < 1 || lane_count > kMaxChannels)
       throw sdk::Error(fmt::format("the source asks for {} channels; 1 to {} are possible", lane_count, kMaxChannels));
+    const json::value* mode = setup.as_object().if_contains("mode");
+    const bool cpr = mode && mode->is_string() && mode->as_string() == "cpr-transfer";
+    if (cpr != machine_.ram_adopted())
+      throw sdk::Error(cpr ? "the source migrates with cpr-transfer, but this molt did not take its RAM: start it "
+                             "with --cpr-channel unix:PATH and give the source that channel"
+                           : "this molt took the source's RAM over a cpr channel, but the source sends a precopy "
+                             "stream");
+    {
+      std::lock_guard lock(mutex_);
+      stats_->mode = cpr ? "cpr-transfer" : "precopy";
+    }
 
     auto ram = std::make_shared<RamSection>(machine_.ram(), nullptr);
     {
@@ -173,6 +184,7 @@ void Migration::run_destination() {
         switch (r.tag) {
           case Tag::Chunk:
             if (r.name == kRamSection) {
+              if (cpr) throw sdk::Error("a RAM chunk in a cpr-transfer stream: the RAM is shared, none may be sent");
               ram->load(r.payload);
             } else if (auto s = sections.find(r.name); s != sections.end()) {
               s->second->load(r.payload);

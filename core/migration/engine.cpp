@@ -1,6 +1,7 @@
 #include "core/migration/engine.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <molt/sdk/error.hpp>
 
@@ -136,34 +137,68 @@ void Migration::cancel() {
   if (listener_) listener_->shutdown();
 }
 
-void Migration::start(const std::string& uri) {
-  const ChannelUri parsed = ChannelUri::parse(uri);
+std::vector<std::string> Migration::cpr_blockers(const StartRequest& request) const {
+  std::vector<std::string> out;
+  const ChannelUri main = ChannelUri::parse(request.uri);
+  if (!main.two_way())
+    out.push_back(fmt::format("main channel {}: cpr-transfer needs a two-way channel the new molt answers on; "
+                              "use unix:PATH or tcp:HOST:PORT",
+                              request.uri));
+  if (main.transport == Transport::Tcp && main.port == 0)
+    out.push_back(fmt::format("main channel {}: port 0 names no listener; give the port the new molt listens on",
+                              request.uri));
+  if (request.cpr_uri.empty()) {
+    out.push_back("no cpr channel: give cpr_uri, the unix:PATH the new molt was started with (--cpr-channel)");
+  } else if (ChannelUri::parse(request.cpr_uri).transport != Transport::Unix) {
+    out.push_back(fmt::format("cpr channel {}: file descriptors only travel over UNIX sockets; use unix:PATH",
+                              request.cpr_uri));
+  }
+  for (const auto& block : machine_.ram().blocks()) {
+    if (block->fd() < 0)
+      out.push_back(fmt::format("RAM block {} is anonymous private memory, which no other process can map; set "
+                                "\"memory\": {{\"backend\": \"memfd\"}} in the machine file",
+                                block->name()));
+  }
+  return out;
+}
+
+void Migration::start(const StartRequest& request) {
+  const ChannelUri parsed = ChannelUri::parse(request.uri);
+  if (request.mode != "precopy" && request.mode != "cpr-transfer")
+    throw sdk::Error(fmt::format("mode '{}': expected precopy or cpr-transfer", request.mode));
   {
     std::lock_guard lock(mutex_);
     if (!finished(state_))
       throw sdk::Error(fmt::format("a migration is already {} ({})", to_string(state_), role_));
-    if (parsed.transport != Transport::Tcp && parsed.transport != Transport::Unix && params_.channels > 1)
-      throw sdk::Error(fmt::format("{}: only tcp and unix URIs carry {} channels; set channels to 1", uri,
+    if (request.mode == "precopy" && parsed.transport != Transport::Tcp && parsed.transport != Transport::Unix &&
+        params_.channels > 1)
+      throw sdk::Error(fmt::format("{}: only tcp and unix URIs carry {} channels; set channels to 1", request.uri,
                                    params_.channels));
   }
   const machine::RunState run_state = machine_.state();
   if (run_state != machine::RunState::Running && run_state != machine::RunState::Paused)
     throw sdk::Error(fmt::format("the VM is {}; only a running or paused guest can migrate",
                                  machine::to_string(run_state)));
-  const std::vector<std::string> blockers = migration_blockers(machine_);
-  if (!blockers.empty()) throw sdk::Error(fmt::format("migration blocked: {}", fmt::join(blockers, "; ")));
+  std::vector<std::string> blockers = migration_blockers(machine_);
+  if (request.mode == "cpr-transfer") {
+    for (std::string& b : cpr_blockers(request)) blockers.push_back(std::move(b));
+  }
+  if (!blockers.empty())
+    throw sdk::Error(fmt::format("{} blocked: {}", request.mode == "precopy" ? "migration" : "cpr-transfer",
+                                 fmt::join(blockers, "; ")));
   join();
   {
     std::lock_guard lock(mutex_);
     role_ = "source";
     stats_ = std::make_unique<Stats>();
-    stats_->uri = uri;
+    stats_->uri = request.uri;
+    stats_->mode = request.mode;
     cancel_requested_ = false;
     switchover_requested_ = false;
     committed_ = false;
   }
   set_state(MigrationState::Setup);
-  thread_ = std::thread([this, uri] { run_source(uri); });
+  thread_ = std::thread([this, request] { run_source(request); });
 }
 
 void Migration::listen(const std::string& uri) {
@@ -193,6 +228,7 @@ json::object Migration::status() const {
   json::object out = stats_->to_json();
   out["state"] = to_string(state_);
   out["role"] = role_;
+  out["mode"] = stats_->mode;
   out["parameters"] = to_json(params_);
   return out;
 }

@@ -76,6 +76,14 @@ enum class MigrationState {
 };
 const char* to_string(MigrationState state);
 
+// What migrate.start asks for.
+struct StartRequest {
+  std::string uri;             // the main channel
+  std::string mode = "precopy";  // or "cpr-transfer"
+  std::string cpr_uri;         // cpr-transfer: unix:PATH the new molt takes the RAM fds on
+  bool resume_after = false;   // a snapshot: the guest runs on here once the file is written
+};
+
 class Migration {
  public:
   // `publish` receives every state change as a "migrate.state-changed" event
@@ -89,7 +97,11 @@ class Migration {
   // Source. Checks blockers and the URI and starts the migration thread;
   // throws sdk::Error (nothing changed) when it can't start: an unmigratable
   // device, a migration already running, a VM not running or paused, a bad URI.
-  void start(const std::string& uri);
+  void start(const StartRequest& request);
+  void start(const std::string& uri) { start(StartRequest{uri}); }
+  // Why cpr-transfer to these channels can't work, each with what to change;
+  // empty when it can.
+  std::vector<std::string> cpr_blockers(const StartRequest& request) const;
   // Destination: listens on `uri` now (errors thrown here), then receives on
   // a thread. The machine must have been built with `incoming`.
   void listen(const std::string& uri);
@@ -111,7 +123,9 @@ class Migration {
 
  private:
   struct Stats;
-  void run_source(std::string uri);
+  void run_source(StartRequest request);
+  // cpr-transfer: hands the RAM memfds to the new molt; returns once it accepted.
+  void hand_over(const StartRequest& request, const json::value& fingerprint);
   void run_destination();
   void set_state(MigrationState state, const std::string& error = {});
   void join();

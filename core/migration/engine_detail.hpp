@@ -74,6 +74,7 @@ class RecordChunkWriter final : public sdk::ChunkWriter {
 // What migrate.status reports. Guarded by Migration::mutex_.
 struct Migration::Stats {
   std::string uri;
+  std::string mode = "precopy";
   std::string error;
   std::vector<std::string> differences;
   Clock::time_point started = Clock::now();

@@ -1,5 +1,8 @@
 // The source half of a migration: handshake, live passes, switchover, commit.
+#include <unistd.h>
+
 #include <algorithm>
+#include <thread>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -8,6 +11,7 @@
 #include <molt/sdk/state.hpp>
 
 #include "core/machine/machine.hpp"
+#include "core/migration/cpr.hpp"
 #include "core/migration/engine_detail.hpp"
 #include "core/migration/fingerprint.hpp"
 #include "core/migration/machine_state.hpp"
@@ -49,9 +53,45 @@ std::vector<machine::DeviceHost*> by_priority(machine::Machine& m) {
   return out;
 }
 
+// cpr-transfer's new molt may still be building its VM (or, started with
+// --incoming defer, waiting for migrate.incoming): retry until it listens.
+std::shared_ptr<Channel> connect_when_listening(const ChannelUri& target, std::uint64_t timeout_ms) {
+  const Clock::time_point give_up = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    try {
+      return connect_channel(target, std::chrono::milliseconds(timeout_ms));
+    } catch (const sdk::Error&) {
+      if (Clock::now() >= give_up) throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  }
+}
+
 }  // namespace
 
-void Migration::run_source(std::string uri) {
+void Migration::hand_over(const StartRequest& request, const json::value& fingerprint) {
+  std::vector<HandedBlock> blocks;
+  for (const auto& block : machine_.ram().blocks())
+    blocks.push_back(HandedBlock{block->name(), block->size(), kvm::Fd(::dup(block->fd()))});
+  const json::object reply = hand_over_ram(ChannelUri::parse(request.cpr_uri), blocks, fingerprint,
+                                           std::chrono::milliseconds(parameters().connect_timeout_ms));
+  if (const json::value* ok = reply.if_contains("accept"); ok && ok->is_bool() && ok->as_bool()) return;
+  std::vector<std::string> differences;
+  if (const json::value* list = reply.if_contains("differences"); list && list->is_array()) {
+    for (const json::value& d : list->as_array())
+      if (d.is_string()) differences.emplace_back(d.as_string());
+  }
+  const json::value* error = reply.if_contains("error");
+  std::lock_guard lock(mutex_);
+  stats_->differences = differences;
+  if (error && error->is_string())
+    throw sdk::Error(fmt::format("the new molt refused the RAM: {}", std::string(error->as_string())));
+  throw sdk::Error(fmt::format("the new molt refused the migration: {}", fmt::join(differences, "; ")));
+}
+
+void Migration::run_source(StartRequest request) {
+  const std::string& uri = request.uri;
+  const bool cpr = request.mode == "cpr-transfer";
   bool paused_by_us = false;
   std::shared_ptr<RamSection> ram;
   std::vector<std::unique_ptr<DeviceSection>> devices;
@@ -61,7 +101,8 @@ void Migration::run_source(std::string uri) {
     const ChannelUri target = ChannelUri::parse(uri);
     auto limiter = std::make_shared<RateLimiter>(params.max_bandwidth);
     auto open = [&](const std::string& name) {
-      std::shared_ptr<Channel> c = connect_channel(target, std::chrono::milliseconds(params.connect_timeout_ms));
+      std::shared_ptr<Channel> c = cpr ? connect_when_listening(target, params.connect_timeout_ms)
+                                       : connect_channel(target, std::chrono::milliseconds(params.connect_timeout_ms));
       c->set_rate_limit(limiter);
       std::lock_guard lock(mutex_);
       if (cancel_requested_) throw sdk::Error("cancelled");
@@ -72,11 +113,13 @@ void Migration::run_source(std::string uri) {
       log()->debug("channel {} open to {}", name, uri);
       return c;
     };
+    const json::value fingerprint = to_json(fingerprint_of(machine_));
+    if (cpr) hand_over(request, fingerprint);
     std::shared_ptr<Channel> main = open("main");
     StreamWriter out(*main, kKindMigration);
-    out.record(Tag::Fingerprint, "machine", json::serialize(to_json(fingerprint_of(machine_))));
+    out.record(Tag::Fingerprint, "machine", json::serialize(fingerprint));
     out.record(Tag::Phase, "setup",
-               json::serialize(json::object{{"channels", params.channels}, {"mode", "precopy"}}));
+               json::serialize(json::object{{"channels", cpr ? 1u : params.channels}, {"mode", request.mode}}));
     main->flush();
     std::optional<StreamReader> back;
     if (target.two_way()) {
@@ -94,14 +137,16 @@ void Migration::run_source(std::string uri) {
     std::vector<std::unique_ptr<StreamWriter>> lane_streams;
     std::vector<std::unique_ptr<RecordChunkWriter>> lane_writers;
     std::vector<sdk::ChunkWriter*> lanes;
-    for (unsigned i = 1; i < params.channels; ++i) {
+    for (unsigned i = 1; !cpr && i < params.channels; ++i) {
       std::shared_ptr<Channel> c = open(fmt::format("ram{}", i));
       lane_streams.push_back(std::make_unique<StreamWriter>(*c, kKindRamChannel));
       lane_writers.push_back(std::make_unique<RecordChunkWriter>(*lane_streams.back(), std::string(kRamSection)));
       lanes.push_back(lane_writers.back().get());
     }
-    ram = std::make_shared<RamSection>(machine_.ram(), &machine_);
-    ram->set_extra_lanes(lanes);
+    if (!cpr) {  // cpr-transfer: RAM stays where it is, in the memfds the new molt maps
+      ram = std::make_shared<RamSection>(machine_.ram(), &machine_);
+      ram->set_extra_lanes(lanes);
+    }
     for (const auto& host : machine_.devices()) {
       std::lock_guard lock(host->lock());
       if (sdk::IterativeState* hooks = host->device().state().iterative)
@@ -114,7 +159,7 @@ void Migration::run_source(std::string uri) {
     set_state(MigrationState::Active);
 
     // Live: early device sections whole, then passes over RAM and the rest.
-    ram->setup();
+    if (ram) ram->setup();
     for (auto& d : devices) d->setup();
     for (auto& d : devices) {
       if (!d->early()) continue;
@@ -130,8 +175,8 @@ void Migration::run_source(std::string uri) {
       return total;
     };
     Clock::time_point pass_start = Clock::now();
-    std::uint64_t pass_bytes = bytes_now(), pass_dirtied = ram->counters().dirtied_pages;
-    for (;;) {
+    std::uint64_t pass_bytes = bytes_now(), pass_dirtied = ram ? ram->counters().dirtied_pages.load() : 0;
+    for (; ram;) {
       if (cancel_requested_) throw sdk::Error("cancelled");
       bool done = ram->iterate(ram_out, kPassBudget);
       for (auto& d : devices) {
@@ -176,9 +221,11 @@ void Migration::run_source(std::string uri) {
     std::vector<std::pair<std::string, std::uint64_t>> breakdown;
     out.record(Tag::Phase, "stopped", std::string_view{});
     Clock::time_point t = Clock::now();
-    ram->complete(ram_out);
-    for (auto& s : lane_streams) s->finish();
-    breakdown.emplace_back("ram", us_since(t));
+    if (ram) {
+      ram->complete(ram_out);
+      for (auto& s : lane_streams) s->finish();
+      breakdown.emplace_back("ram", us_since(t));
+    }
     for (auto& d : devices) {
       t = Clock::now();
       RecordChunkWriter w(out, d->name());
@@ -206,9 +253,14 @@ void Migration::run_source(std::string uri) {
     out.finish();
     breakdown.emplace_back("send", us_since(t));
 
-    if (!back) {  // a file: nobody to confirm; the file is the guest now
-      committed_ = true;
-      machine_.enter_post_migrate();
+    if (!back) {  // a file: nobody to confirm; the file is the guest now (or a copy of it)
+      committed_ = !request.resume_after;
+      if (request.resume_after) {
+        if (paused_by_us) machine_.resume_after_migration();
+        paused_by_us = false;
+      } else {
+        machine_.enter_post_migrate();
+      }
       std::lock_guard lock(mutex_);
       stats_->downtime_us = us_since(paused_at);
       stats_->downtime_breakdown_us = breakdown;
@@ -249,7 +301,7 @@ void Migration::run_source(std::string uri) {
       stats_->downtime_us = us_since(paused_at);
       stats_->downtime_breakdown_us = breakdown;
     }
-    ram->cleanup();
+    if (ram) ram->cleanup();
     for (auto& d : devices) d->cleanup();
     {
       std::lock_guard lock(mutex_);

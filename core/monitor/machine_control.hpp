@@ -44,7 +44,8 @@ class MachineVmControl final : public VmControl {
 class MachineMigrationControl final : public MigrationControl {
  public:
   explicit MachineMigrationControl(migration::Migration& migration) : migration_(migration) {}
-  void start(const std::string& uri) override;
+  void start(const std::string& uri, const std::string& mode, const std::string& cpr_uri) override;
+  void snapshot(const std::string& path, bool resume) override;
   std::string incoming(const std::string& uri) override;
   void set_parameters(const json::object& changes) override;
   json::object parameters() const override;

@@ -14,7 +14,11 @@ namespace molt::core::monitor {
 class MigrationControl {
  public:
   virtual ~MigrationControl() = default;
-  virtual void start(const std::string& uri) = 0;
+  // mode: "precopy" or "cpr-transfer" (then cpr_uri is the new molt's unix:PATH).
+  virtual void start(const std::string& uri, const std::string& mode, const std::string& cpr_uri) = 0;
+  // Saves the guest's whole state, RAM included, into `path`; with `resume`
+  // the guest runs on afterwards, else it stays stopped (postmigrate).
+  virtual void snapshot(const std::string& path, bool resume) = 0;
   // Returns the address it listens on (a tcp port 0 resolved).
   virtual std::string incoming(const std::string& uri) = 0;
   virtual void set_parameters(const json::object& changes) = 0;

@@ -23,10 +23,27 @@ void add_migrate_methods(MethodTable& t) {
          "once; migrate.status and migrate.state-changed follow it. Refused, changing nothing, while another "
          "migration runs, for a guest that is neither running nor paused, or when a device cannot migrate (the "
          "message names each one and its reason).",
-         {{"uri", ParamType::String, true, "where the destination listens"}},
+         {{"uri", ParamType::String, true, "the main channel: where the destination listens"},
+          {"mode", ParamType::String, false,
+           "precopy (default), or cpr-transfer: hand RAM to a new molt on this host as memfds (docs/cpr.md)"},
+          {"cpr_uri", ParamType::String, false,
+           "cpr-transfer: the unix:PATH the new molt was started with (--cpr-channel)"}},
          "migrate.status's object",
          [](const Call& c) {
-           migration(c).start(text(c.params, "uri"));
+           migration(c).start(text(c.params, "uri"), text(c.params, "mode"), text(c.params, "cpr_uri"));
+           return json::value(migration(c).status());
+         }});
+  t.add({"vm.snapshot",
+         "Saves the guest's whole state (RAM, vCPUs, devices) into a file while it runs, as a migration to "
+         "file:PATH; `molt run --restore PATH` brings it back, also after a host reboot. With resume the guest "
+         "runs on here afterwards; without, it stays stopped (postmigrate) so the file is its only copy. Follow "
+         "it with migrate.status.",
+         {{"path", ParamType::String, true, "the file to write (created, or truncated)"},
+          {"resume", ParamType::Bool, false, "let the guest run on here after saving (default false)"}},
+         "migrate.status's object",
+         [](const Call& c) {
+           const json::value* resume = c.params.if_contains("resume");
+           migration(c).snapshot(text(c.params, "path"), resume && resume->as_bool());
            return json::value(migration(c).status());
          }});
   t.add({"migrate.incoming",
