@@ -152,6 +152,14 @@ class Machine::VcpuRunner {
   void handle_io(kvm_run& run);
   void handle_mmio(kvm_run& run);
   void fail(const std::string& what);
+  // KVM finishes an I/O or MMIO instruction (stores an IN's value, steps
+  // RIP) only on the next KVM_RUN: enter once with immediate_exit so a parked
+  // vCPU's registers are complete (a migration saves them).
+  void complete_pending_exit() {
+    __atomic_store_n(&vcpu_.run_area()->immediate_exit, 1, __ATOMIC_RELEASE);
+    vcpu_.run();
+    __atomic_store_n(&vcpu_.run_area()->immediate_exit, 0, __ATOMIC_RELEASE);
+  }
 
   Machine& machine_;
   kvm::Vcpu vcpu_;
@@ -166,6 +174,7 @@ void Machine::VcpuRunner::loop() {
   ::pthread_sigmask(SIG_UNBLOCK, &kick, nullptr);
   try {
     while (!machine_.stopping_) {
+      if (machine_.pause_requested_) complete_pending_exit();
       machine_.park_if_pause_requested();
       if (machine_.stopping_) break;
       if (!vcpu_.run()) {

@@ -229,7 +229,6 @@ void Migration::run_destination() {
                                    machine_.vcpu_count()));
     if (!pending.vm) throw sdk::Error("the stream holds no irqchip, PIT and clock state");
     std::vector<ScratchDevice> scratch = decode_devices(machine_, pending);
-    pending.vm->apply(machine_.vm());
     if (pending.pci_address) machine_.pci().set_config_address(*pending.pci_address);
     json::object device_us;
     for (ScratchDevice& d : scratch) {
@@ -240,6 +239,9 @@ void Migration::run_destination() {
       device_us[d.host->id()] = us_since(t);
     }
     for (auto& [index, vcpu] : pending.vcpus) vcpu.apply(machine_.vcpu(index));
+    // Last: the irqchip and PIT as the source had them, over whatever the
+    // devices' post_load and the vCPUs' LAPICs did to them; then the clock.
+    pending.vm->apply(machine_.vm());
     const std::uint64_t load_us = us_since(load_start);
 
     if (back) {
@@ -253,15 +255,17 @@ void Migration::run_destination() {
       while (commit.next(go)) {
       }
     }
+    const Clock::time_point go_at = Clock::now();
     {
       std::lock_guard lock(mutex_);
       committed_ = true;
       live_channels_.clear();
     }
     if (!machine_.start_incoming()) throw sdk::Error("the machine stopped waiting for the migration");
+    const std::uint64_t start_us = us_since(go_at);
     if (back) {
       try {
-        back->record(Tag::Status, "resumed", std::string_view{"{}"});
+        back->record(Tag::Status, "resumed", json::serialize(json::object{{"start_us", start_us}}));
         back->finish();
       } catch (const std::exception& e) {
         log()->warn("the guest runs; the source did not hear so: {}", e.what());

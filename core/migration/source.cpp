@@ -291,14 +291,25 @@ void Migration::run_source(StartRequest request) {
         committed_ = false;
         throw;
       }
+      const std::uint64_t until_commit_us = us_since(paused_at);
+      breakdown.emplace_back("commit", us_since(t));
       machine_.enter_post_migrate();
+      // The pause ends when the destination's vCPUs start: it reports how long
+      // that took after the commit arrived (its "resumed" may then wait for a
+      // CPU behind the guest it just started, which is no longer downtime).
+      std::uint64_t start_us = 0;
       try {
-        if (back->next(r) && r.tag == Tag::Status && r.name == "resumed") breakdown.emplace_back("resume", us_since(t));
+        if (back->next(r) && r.tag == Tag::Status && r.name == "resumed") {
+          const json::value resumed = json::parse(std::string(r.payload.begin(), r.payload.end()));
+          const json::value* v = resumed.is_object() ? resumed.as_object().if_contains("start_us") : nullptr;
+          if (v && v->is_number()) start_us = v->to_number<std::uint64_t>();
+          breakdown.emplace_back("destination-start", start_us);
+        }
       } catch (const std::exception& e) {
         log()->warn("the destination did not confirm it resumed the guest: {}", e.what());
       }
       std::lock_guard lock(mutex_);
-      stats_->downtime_us = us_since(paused_at);
+      stats_->downtime_us = until_commit_us + start_us;
       stats_->downtime_breakdown_us = breakdown;
     }
     if (ram) ram->cleanup();
