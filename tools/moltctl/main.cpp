@@ -2,9 +2,10 @@
 //   moltctl --socket PATH vm status
 //   moltctl --socket PATH device set DEV PROP VALUE
 //   moltctl --socket PATH events watch
+//   moltctl --socket PATH migrate start unix:/tmp/dest.sock
 // Human-readable output by default, --json for the raw result. Exit status:
-// 0 done, 1 the monitor answered with an error (printed), 2 usage or
-// connection trouble.
+// 0 done, 1 the monitor answered with an error (printed) or a migration
+// failed or was cancelled, 2 usage or connection trouble.
 #include <signal.h>
 
 #include <cstdio>
@@ -13,7 +14,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli.hpp"
 #include "format.hpp"
+#include "migrate.hpp"
 #include "rpc_client.hpp"
 
 namespace {
@@ -21,14 +24,11 @@ namespace {
 using moltctl::json::object;
 using moltctl::json::value;
 
-constexpr int kExitErrorReply = 1;
-constexpr int kExitTrouble = 2;
-
-struct Options {
-  std::string socket;
-  bool json = false;
-  double timeout_s = 10;
-};
+using moltctl::Formatter;
+using moltctl::kExitErrorReply;
+using moltctl::kExitTrouble;
+using moltctl::Options;
+using moltctl::Runner;
 
 // A device.set value as typed on the command line: true/false and integers
 // become JSON booleans and numbers, anything else is a string.
@@ -39,22 +39,6 @@ value parse_cli_value(const std::string& text) {
     return std::stoull(text);
   return moltctl::json::string(text);
 }
-
-using Formatter = std::function<std::string(const value&)>;
-
-struct Runner {
-  Options& o;
-  std::function<void()> action;
-
-  moltctl::RpcClient connect() const {
-    return moltctl::RpcClient(o.socket, std::chrono::milliseconds(static_cast<long>(o.timeout_s * 1000)));
-  }
-  void call(const std::string& method, const object& params, const Formatter& human) const {
-    moltctl::RpcClient client = connect();
-    const value result = client.call(method, params);
-    std::cout << (o.json ? moltctl::json::serialize(result) + "\n" : human(result)) << std::flush;
-  }
-};
 
 std::string state_word(const value& status) {
   return moltctl::scalar_text(status.at("state")) + "\n";
@@ -191,6 +175,7 @@ int main(int argc, char** argv) {
   add_trace(app, runner);
   add_events(app, runner);
   add_other(app, runner);
+  moltctl::add_migrate(app, runner);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -199,7 +184,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (runner.action) runner.action();
-    return 0;
+    return runner.exit_status;
   } catch (const moltctl::ReplyError& e) {
     std::fprintf(stderr, "moltctl: error %d: %s\n", e.code(), e.what());
     return kExitErrorReply;
