@@ -1,8 +1,10 @@
 // `moltctl migrate`: a real migration of the memtest guest between two molt
 // processes over a UNIX socket, driven and reported by moltctl (plain
 // progress lines, as stderr is a pipe); a migration to a socket nobody
-// listens on (exit 1, the source runs on); the parameters; and, without a
-// monitor, the progress and report text.
+// listens on (exit 1, the source runs on); the parameters; --incoming defer
+// with `migrate incoming` and a detached start followed by `migrate watch`;
+// Ctrl-C cancelling a migration; and, without a monitor, the progress and
+// report text.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -58,6 +60,7 @@ class MoltctlRun {
     for (int fd : fds_)
       if (fd >= 0) ::close(fd);
   }
+  void signal(int signo) { ::kill(pid_, signo); }
   // Reads until moltctl exits; its exit status, or -1 if it ran past `timeout`.
   int finish(std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -235,6 +238,61 @@ TEST_F(MoltctlMigrateTest, ParametersAreSetAndReadBackAndBadOnesRefused) {
   EXPECT_EQ(none.out, "state:      none (no migration has run)\n");
   moltctl(source_socket_, {"migrate", "watch"});
   EXPECT_EQ(status, 1);
+}
+
+// A destination started with --incoming defer listens where `migrate
+// incoming` says (tcp port 0 resolved); a detached start is followed to its
+// end by `migrate watch`.
+TEST_F(MoltctlMigrateTest, IncomingPrintsTheAddressAndWatchFollowsADetachedMigration) {
+  destination_socket_ = test_socket_path("molt-kvm-mig-dst-");
+  MoltProcess destination(
+      std::vector<std::string>{"run", machine_, "--incoming", "defer", "--api-socket", destination_socket_});
+  ASSERT_TRUE(wait_for_path(destination_socket_, 20s)) << destination.errors();
+  MoltctlRun incoming = moltctl(destination_socket_, {"migrate", "incoming", "tcp:127.0.0.1:0"});
+  ASSERT_EQ(status, 0) << incoming.err;
+  std::smatch port;
+  ASSERT_TRUE(std::regex_match(incoming.out, port, std::regex("tcp:127\\.0\\.0\\.1:([1-9][0-9]*)\n")))
+      << incoming.out;
+
+  MoltctlRun start = moltctl(
+      source_socket_, {"migrate", "start", "--detach", incoming.out.substr(0, incoming.out.size() - 1)});
+  ASSERT_EQ(status, 0) << start.err;
+  EXPECT_NE(start.out.find("migration to tcp:127.0.0.1:" + port[1].str() + " started: "), std::string::npos)
+      << start.out;
+  MoltctlRun watch = moltctl(source_socket_, {"migrate", "watch"}, 60s);
+  EXPECT_EQ(status, 0) << watch.out << watch.err << destination.errors();
+  EXPECT_NE(watch.out.find("state:      completed (source)"), std::string::npos) << watch.out;
+  EXPECT_TRUE(destination.wait_for_line("^@memtest round=[0-9]+ .* ok", 30s)) << destination.errors();
+  moltctl(destination_socket_, {"vm", "quit"});
+  EXPECT_EQ(destination.wait_exit(20s), std::optional<int>(0)) << destination.errors();
+}
+
+// Ctrl-C during `migrate start` cancels the migration: exit 1, "migration
+// cancelled", and the source guest runs on.
+TEST_F(MoltctlMigrateTest, InterruptCancelsTheMigrationAndTheSourceRunsOn) {
+  destination_socket_ = test_socket_path("molt-kvm-mig-dst-");
+  migration_socket_ = test_socket_path("molt-kvm-mig-");
+  MoltProcess destination(std::vector<std::string>{"run", machine_, "--incoming", "unix:" + migration_socket_,
+                                                   "--api-socket", destination_socket_});
+  ASSERT_TRUE(wait_for_path(migration_socket_, 20s)) << destination.errors();
+  // 8 MiB/s: 64 MiB of memtest pattern takes seconds, time enough to interrupt.
+  MoltctlRun run(
+      {"--socket", source_socket_, "migrate", "start", "unix:" + migration_socket_, "--bandwidth", "8M"});
+  pump(*source_, 700ms);
+  run.signal(SIGINT);
+  EXPECT_EQ(run.finish(20s), 1) << run.out << run.err;
+  EXPECT_NE(run.err.find("moltctl: migration cancelled"), std::string::npos) << run.err;
+  EXPECT_NE(run.out.find("state:      cancelled (source)"), std::string::npos) << run.out;
+  MoltctlRun vm = moltctl(source_socket_, {"vm", "status"});
+  EXPECT_NE(vm.out.find("state:   running"), std::string::npos) << vm.out << vm.err;
+  const std::size_t rounds = count_matches(source_->console(), kMemtestOk);
+  EXPECT_TRUE(source_->wait_for_line("^@memtest round=[0-9]+ .* ok", 30s)) << source_->console();
+  EXPECT_GT(count_matches(source_->console(), kMemtestOk), rounds);
+  // The destination never ran the guest: it ends with an error.
+  const auto exit = destination.wait_exit(20s);
+  ASSERT_TRUE(exit.has_value());
+  EXPECT_NE(*exit, 0);
+  EXPECT_EQ(count_matches(destination.console(), kMemtestOk), 0u) << destination.console();
 }
 
 TEST(MoltctlMigrateHelp, EveryMigrateSubcommandHasHelp) {
