@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -78,6 +79,7 @@ struct Migration::Stats {
   std::string error;
   std::vector<std::string> differences;
   Clock::time_point started = Clock::now();
+  std::optional<Clock::time_point> ended;  // total_ms stops here
   std::vector<std::pair<std::string, std::uint64_t>> phase_us;  // time spent in each state, in order
   Clock::time_point phase_started = Clock::now();
   std::string phase;

@@ -144,6 +144,11 @@ std::uint64_t RamSection::pending() {
 
 bool RamSection::send_lane(unsigned lane, sdk::ChunkWriter& out, std::uint64_t budget) {
   const unsigned lanes = lane_count();
+  auto flush = [this](ChunkBuilder& chunk, sdk::ChunkWriter& to) {
+    const std::uint64_t size = chunk.flush(to);
+    counters_.bytes += size;
+    return size;
+  };
   std::uint64_t sent = 0;
   for (Region& region : regions_) {
     const std::string& block = region.ram->block->name();
@@ -163,18 +168,16 @@ bool RamSection::send_lane(unsigned lane, sdk::ChunkWriter& out, std::uint64_t b
         chunk.add(region.ram->block_offset + page * kPageSize, host, zero);
         (zero ? counters_.zero_pages : counters_.data_pages)++;
         --remaining_;
-        if (chunk.pages() == kPagesPerChunk) sent += chunk.flush(out);
+        if (chunk.pages() == kPagesPerChunk) sent += flush(chunk, out);
       }
       if (sent >= budget) {
-        sent += chunk.flush(out);
-        counters_.bytes += sent;
+        sent += flush(chunk, out);
         ++w;
         return false;
       }
     }
-    sent += chunk.flush(out);
+    sent += flush(chunk, out);
   }
-  counters_.bytes += sent;
   for (Region& region : regions_) region.cursor[lane] = 0;  // the next pass starts over
   return true;
 }

@@ -66,6 +66,8 @@ void Migration::Stats::mark(MigrationState state) {
   if (!phase.empty()) phase_us.emplace_back(phase, us_since(phase_started));
   phase = next;
   phase_started = Clock::now();
+  if (state == MigrationState::Completed || state == MigrationState::Failed || state == MigrationState::Cancelled)
+    ended = phase_started;
 }
 
 json::object Migration::Stats::to_json() const {
@@ -83,7 +85,9 @@ json::object Migration::Stats::to_json() const {
     channel_list.push_back(json::object{{"name", c->name()}, {"bytes_sent", s}, {"bytes_received", r}});
   }
   json::object out{{"uri", uri},
-                   {"total_ms", us_since(started) / 1000},
+                   {"total_ms", std::chrono::duration_cast<std::chrono::milliseconds>(ended.value_or(Clock::now()) -
+                                                                                     started)
+                                    .count()},
                    {"phases_us", phases},
                    {"bytes_sent", sent},
                    {"bytes_received", received},

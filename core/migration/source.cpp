@@ -333,7 +333,7 @@ void Migration::run_source(StartRequest request) {
     machine_.hold_controls("");
     const bool cancelled = cancel_requested_;
     set_state(cancelled ? MigrationState::Cancelled : MigrationState::Failed,
-              cancelled ? std::string("cancelled; the guest runs on here") : std::string(e.what()));
+              cancelled ? std::string("migrate.cancel was called; the guest runs on here") : std::string(e.what()));
   }
 }
 

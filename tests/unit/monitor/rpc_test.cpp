@@ -72,8 +72,10 @@ TEST(JsonRpc, EveryMethodChecksItsParams) {
       json::object params;
       for (const ParamSpec& other : m.params)
         if (other.name != p.name)
-          params[other.name] =
-              other.type == ParamType::StringList ? json::value(json::array{}) : json::value("x");
+          params[other.name] = other.type == ParamType::StringList ? json::value(json::array{})
+                               : other.type == ParamType::Bool     ? json::value(true)
+                               : other.type == ParamType::UInt     ? json::value(1)
+                                                                   : json::value("x");
       const json::value missing = call(vm, m.name, params);
       EXPECT_EQ(error_code(missing), kInvalidParams) << m.name << " without " << p.name;
       EXPECT_NE(error_message(missing).find("missing param \"" + p.name + "\""), std::string::npos)
