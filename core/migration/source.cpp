@@ -23,6 +23,8 @@ namespace {
 
 constexpr std::uint64_t kPassBudget = 64ull << 20;  // bytes between checks for cancel and switchover
 constexpr auto kPauseTimeout = std::chrono::milliseconds(2000);
+constexpr std::uint64_t kNegligibleDowntimeUs = 2000;  // not worth another pass
+constexpr std::uint64_t kMaxUsefulPasses = 30;
 
 // The destination's answer to the fingerprint: returns normally on accept.
 void await_handshake(StreamReader& back, std::vector<std::string>& differences) {
@@ -176,6 +178,7 @@ void Migration::run_source(StartRequest request) {
     };
     Clock::time_point pass_start = Clock::now();
     std::uint64_t pass_bytes = bytes_now(), pass_dirtied = ram ? ram->counters().dirtied_pages.load() : 0;
+    std::uint64_t previous_pending = ~0ull;
     for (; ram;) {
       if (cancel_requested_) throw sdk::Error("cancelled");
       bool done = ram->iterate(ram_out, kPassBudget);
@@ -198,9 +201,16 @@ void Migration::run_source(StartRequest request) {
             static_cast<std::uint64_t>(static_cast<double>(ram->counters().dirtied_pages - pass_dirtied) / seconds);
         const double rate = static_cast<double>(std::max<std::uint64_t>(stats_->bandwidth, 1));
         stats_->expected_downtime_us = static_cast<std::uint64_t>(static_cast<double>(pending) * 1e6 / rate);
-        switch_over = stats_->expected_downtime_us <= params_.downtime_limit_ms * 1000 || switchover_requested_ ||
+        // Within the limit, another pass is still worth it while each pass
+        // leaves markedly less behind: the pause then shrinks further.
+        const bool fits = stats_->expected_downtime_us <= params_.downtime_limit_ms * 1000;
+        const bool shrinking = pending < previous_pending - previous_pending / 4;
+        const bool negligible = stats_->expected_downtime_us <= kNegligibleDowntimeUs;
+        switch_over = (fits && (!shrinking || negligible || stats_->iterations >= kMaxUsefulPasses)) ||
+                      switchover_requested_ ||
                       (params_.max_iterations != 0 && stats_->iterations >= params_.max_iterations);
       }
+      previous_pending = pending;
       if (switch_over) break;
       pass_start = Clock::now();
       pass_bytes = bytes_now();
