@@ -108,7 +108,25 @@ void Migration::run_destination() {
     if (!in.next(r) || r.tag != Tag::Fingerprint)
       throw sdk::Error("the stream does not begin with the source's machine fingerprint");
     const MachineFingerprint source = fingerprint_from_json(json::parse(text_of(r)));
-    const std::vector<std::string> differences = compare(source, fingerprint_of(machine_));
+    if (!in.next(r) || r.tag != Tag::Phase || r.name != "setup")
+      throw sdk::Error("the stream lacks its setup record after the fingerprint");
+    const json::value setup = json::parse(text_of(r));
+    const json::value* count = setup.is_object() ? setup.as_object().if_contains("channels") : nullptr;
+    const std::uint64_t lane_count = count && count->is_number() ? count->to_number<std::uint64_t>() : 0;
+    if (lane_count < 1 || lane_count > kMaxChannels)
+      throw sdk::Error(fmt::format("the source asks for {} channels; 1 to {} are possible", lane_count, kMaxChannels));
+    const json::value* mode = setup.as_object().if_contains("mode");
+    const bool cpr = mode && mode->is_string() && mode->as_string() == "cpr-transfer";
+    {
+      std::lock_guard lock(mutex_);
+      stats_->mode = cpr ? "cpr-transfer" : "precopy";
+    }
+
+    std::vector<std::string> differences = compare(source, fingerprint_of(machine_));
+    if (cpr != machine_.ram_adopted())
+      differences.push_back(cpr ? "mode: cpr-transfer at source, but this molt did not take the RAM: start it with "
+                                  "--cpr-channel unix:PATH and give the source that channel"
+                                : "mode: precopy at source, but this molt took RAM over a cpr channel");
     const bool two_way = ChannelUri::parse(stats_->uri).two_way();
     if (two_way) {
       json::array list;
@@ -125,25 +143,6 @@ void Migration::run_destination() {
       }
       throw sdk::Error(fmt::format("the source's machine differs from this one: {}", fmt::join(differences, "; ")));
     }
-    if (!in.next(r) || r.tag != Tag::Phase || r.name != "setup")
-      throw sdk::Error("the stream lacks its setup record after the fingerprint");
-    const json::value setup = json::parse(text_of(r));
-    const json::value* count = setup.is_object() ? setup.as_object().if_contains("channels") : nullptr;
-    const std::uint64_t lane_count = count && count->is_number() ? count->to_number<std::uint64_t>() : 0;
-    if (lane_count < 1 || lane_count > kMaxChannels)
-      throw sdk::Error(fmt::format("the source asks for {} channels; 1 to {} are possible", lane_count, kMaxChannels));
-    const json::value* mode = setup.as_object().if_contains("mode");
-    const bool cpr = mode && mode->is_string() && mode->as_string() == "cpr-transfer";
-    if (cpr != machine_.ram_adopted())
-      throw sdk::Error(cpr ? "the source migrates with cpr-transfer, but this molt did not take its RAM: start it "
-                             "with --cpr-channel unix:PATH and give the source that channel"
-                           : "this molt took the source's RAM over a cpr channel, but the source sends a precopy "
-                             "stream");
-    {
-      std::lock_guard lock(mutex_);
-      stats_->mode = cpr ? "cpr-transfer" : "precopy";
-    }
-
     auto ram = std::make_shared<RamSection>(machine_.ram(), nullptr);
     {
       std::lock_guard lock(mutex_);

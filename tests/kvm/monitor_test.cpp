@@ -95,7 +95,7 @@ class Monitor : public ::testing::Test {
 TEST_F(Monitor, PauseStopsTheGuestAndResumeRestartsIt) {
   SocketClient c(socket_);
   ASSERT_TRUE(c.connected());
-  ASSERT_EQ(c.call("events.subscribe").at("result").at("subscribed").as_array().size(), 3u);
+  ASSERT_EQ(c.call("events.subscribe").at("result").at("subscribed").as_array().size(), 4u);  // vm.*, device, migrate
   EXPECT_EQ(c.call("vm.pause").at("result").at("state"), json::value("paused"));
   pump(200ms);  // lines already in the pipe
   const std::size_t paused_at = memtest_lines(*molt_);

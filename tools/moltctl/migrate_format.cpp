@@ -67,9 +67,11 @@ std::string downtime_line(const json::object& s) {
   const json::object* downtime = object_at(s, "downtime");
   const auto limit = number_at(object_at(s, "parameters"), "downtime_limit_ms");
   const std::string limit_text = limit ? fmt::format(", limit {} ms", *limit) : "";
-  // The engine estimates the downtime once a pass over RAM has ended; 0 before.
+  // The engine estimates the downtime once a pass over RAM has ended (0 may
+  // then be a real estimate: nothing left to send).
   const std::uint64_t expected = number_or_zero(downtime, "expected_us");
-  const std::string expected_text = expected ? "expected " + duration_text(expected) : "no estimate yet";
+  const bool estimated = expected != 0 || number_or_zero(object_at(s, "ram"), "iterations") != 0;
+  const std::string expected_text = estimated ? "expected " + duration_text(expected) : "no estimate yet";
   if (const auto actual = number_at(downtime, "actual_us"))
     return fmt::format("downtime:   {} ({}{})\n", duration_text(*actual), expected_text, limit_text);
   const bool over = migration_finished(text_at(s, "state"));
