@@ -133,6 +133,17 @@ class MigrationTest : public ::testing::Test {
     const std::uint64_t last_round = before ? before->round : 0;
     const std::uint64_t last_ap_rounds = before ? before->ap_rounds : 0;
 
+    // Not a byte of console output lost or doubled: a line the switchover cut
+    // is completed by the destination, and the rounds go on without a gap.
+    const std::string& said = from.console->text();
+    const std::string cut = said.substr(said.rfind('\n') + 1);
+    const std::optional<std::string> first = to.console->wait_for_line("", 10s);
+    EXPECT_TRUE(first) << "the destination printed nothing:\n" << to.molt->errors();
+    const std::optional<SoakRound> joined = parse_soak_round(cut + first.value_or(""));
+    EXPECT_TRUE(joined && joined->round == last_round + 1 && joined->clean())
+        << "the source's console ended with round " << last_round << " and '" << cut
+        << "', the destination's began with '" << first.value_or("") << "'";
+
     std::vector<SoakRound> after = next_soak_rounds(*to.console, 3, 10s);
     EXPECT_EQ(after.size(), 3u) << "the destination's console:\n" << to.console->text() << to.molt->errors();
     for (const SoakRound& r : after) {
