@@ -327,7 +327,7 @@ std::unique_ptr<Channel> connect_tcp(const ChannelUri& uri, std::chrono::millise
       return std::make_unique<Channel>(std::move(fd), uri.text);
     }
   }
-  throw sdk::Error(uri.text + ": " + why);
+  throw sdk::Error(uri.text + ": cannot connect: " + why + "; is the destination listening there?");
 }
 
 sockaddr_un unix_address(const ChannelUri& uri) {
@@ -348,7 +348,8 @@ std::unique_ptr<Channel> connect_unix(const ChannelUri& uri) {
   do {
     rc = ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
   } while (rc < 0 && errno == EINTR);
-  if (rc < 0) throw sdk::Error(uri.text + ": " + error_text(errno));
+  if (rc < 0)
+    throw sdk::Error(uri.text + ": cannot connect: " + error_text(errno) + "; is the destination listening there?");
   return std::make_unique<Channel>(std::move(fd), uri.text);
 }
 

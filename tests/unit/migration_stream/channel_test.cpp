@@ -191,7 +191,7 @@ TEST(Channel, ConnectionRefusedNamesTheUri) {
     connect_channel(ChannelUri::parse(address), 2s);
     FAIL() << "connected to a closed port";
   } catch (const sdk::Error& e) {
-    EXPECT_EQ(std::string(e.what()), address + ": connection refused");
+    EXPECT_EQ(std::string(e.what()), address + ": cannot connect: connection refused; is the destination listening there?");
   }
   EXPECT_THROW(connect_channel(ChannelUri::parse("tcp:127.0.0.1:0"), 1s), sdk::Error);
 }
