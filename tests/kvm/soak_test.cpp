@@ -5,10 +5,7 @@
 // image must hold valid soak sectors (docs/testguest.md, "soak").
 #include <gtest/gtest.h>
 
-#include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "migration_support.hpp"
 #include "molt_process.hpp"
 
 namespace molt::test {
@@ -33,87 +31,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::uint32_t kImageSectors = 256;
 constexpr std::uint32_t kSoakSectors = 64;  // the scenario's DISK_SECTORS
-
-// ---- the guest's sector pattern (guest/testguest/soak.c) ----
-std::uint32_t crc32_ieee(const std::uint8_t* p, std::size_t n) {
-  std::uint32_t crc = 0xffffffffu;
-  for (std::size_t i = 0; i < n; ++i) {
-    crc ^= p[i];
-    for (int bit = 0; bit < 8; ++bit) crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1)));
-  }
-  return ~crc;
-}
-
-std::uint32_t soak_word(std::uint32_t round, std::uint32_t sector, unsigned i) {
-  std::uint32_t x = round * 0x9e3779b1u ^ sector * 0x85ebca77u ^ i * 0xc2b2ae3du;
-  x ^= x >> 16;
-  x *= 0x7feb352du;
-  return x ^ (x >> 15);
-}
-
-// The round a sector holds, or nullopt when it is not a valid soak sector for
-// `lba` (wrong magic, sector field, CRC or words).
-std::optional<std::uint32_t> soak_round(const std::uint32_t* words, std::uint32_t lba) {
-  if (std::memcmp(words, "SOAK", 4) != 0 || words[2] != lba) return std::nullopt;
-  if (words[3] != crc32_ieee(reinterpret_cast<const std::uint8_t*>(words + 4), 512 - 16)) return std::nullopt;
-  for (unsigned i = 4; i < 128; ++i)
-    if (words[i] != soak_word(words[1], lba, i)) return std::nullopt;
-  return words[1];
-}
-
-// The guest console over the serial port's unix-socket backend.
-class SocketConsole {
- public:
-  explicit SocketConsole(const std::string& path) {
-    const auto deadline = Clock::now() + 10s;
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-    while (Clock::now() < deadline) {
-      fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      if (::connect(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0) return;
-      ::close(fd_);
-      fd_ = -1;
-      std::this_thread::sleep_for(20ms);
-    }
-  }
-  ~SocketConsole() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  bool connected() const { return fd_ >= 0; }
-
-  void type(const std::string& text) {
-    ASSERT_EQ(::write(fd_, text.data(), text.size()), static_cast<ssize_t>(text.size()));
-  }
-
-  // The next line matching `pattern`, or nullopt on timeout or a closed socket.
-  std::optional<std::string> wait_for_line(const std::string& pattern, std::chrono::milliseconds timeout) {
-    const std::regex re(pattern);
-    const auto deadline = Clock::now() + timeout;
-    for (;;) {
-      for (std::size_t nl; (nl = text_.find('\n', scanned_)) != std::string::npos;) {
-        std::string line = text_.substr(scanned_, nl - scanned_);
-        scanned_ = nl + 1;
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        if (std::regex_search(line, re)) return line;
-      }
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      if (left.count() <= 0) return std::nullopt;
-      pollfd pfd{fd_, POLLIN, 0};
-      if (::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) continue;
-      char buffer[65536];
-      const ssize_t n = ::read(fd_, buffer, sizeof buffer);
-      if (n <= 0) return std::nullopt;
-      text_.append(buffer, static_cast<std::size_t>(n));
-    }
-  }
-  const std::string& text() const { return text_; }
-
- private:
-  int fd_ = -1;
-  std::string text_;
-  std::size_t scanned_ = 0;
-};
 
 // `key=value` from a line, as a number.
 std::uint64_t field(const std::string& line, const std::string& key) {
@@ -166,7 +83,7 @@ class SoakScenario : public ::testing::Test {
   // Three clean rounds, an echoed line, a clean stop and a valid image.
   void run_soak(unsigned vcpus) {
     MoltProcess molt({"run", machine_file(vcpus)});
-    SocketConsole console(socket_);
+    ConsoleSocket console(socket_);
     ASSERT_TRUE(console.connected()) << "no console socket at " << socket_ << "\n" << molt.errors();
     const auto start = console.wait_for_line("^@soak start ", 20s);
     ASSERT_TRUE(start) << console.text() << molt.errors();
@@ -194,7 +111,7 @@ class SoakScenario : public ::testing::Test {
       clean += field(line, "round") >= 2 ? 1 : 0;
     }
 
-    console.type("hello from the host\r\n");
+    ASSERT_TRUE(console.type("hello from the host\r\n"));
     ASSERT_TRUE(console.wait_for_line("^@echo hello from the host$", 10s)) << console.text();
     const auto last = console.wait_for_line("^@soak round=", 10s);
     ASSERT_TRUE(last) << console.text();
@@ -202,35 +119,8 @@ class SoakScenario : public ::testing::Test {
 
     molt.signal(SIGTERM);
     ASSERT_TRUE(molt.wait_exit(10s).has_value()) << molt.errors();
-    check_image(field(*last, "round"));
-  }
-
-  // Every sector the guest reached holds a valid soak sector of a round that
-  // maps to it; the newest printed round's sector holds that round or later;
-  // sectors beyond DISK_SECTORS were never touched.
-  void check_image(std::uint64_t last_round) {
-    std::ifstream in(image_, std::ios::binary);
-    std::vector<std::uint32_t> words(std::size_t{kImageSectors} * 128);
-    in.read(reinterpret_cast<char*>(words.data()), static_cast<std::streamsize>(words.size() * 4));
-    ASSERT_TRUE(in) << image_;
-    std::uint32_t valid = 0;
-    for (std::uint32_t lba = 0; lba < kImageSectors; ++lba) {
-      const std::uint32_t* sector = &words[std::size_t{lba} * 128];
-      const bool zero = std::all_of(sector, sector + 128, [](std::uint32_t w) { return w == 0; });
-      if (lba >= kSoakSectors || zero) {
-        EXPECT_TRUE(zero) << "sector " << lba << " was written";
-        continue;
-      }
-      const auto round = soak_round(sector, lba);
-      ASSERT_TRUE(round) << "sector " << lba << " is not a valid soak sector";
-      EXPECT_EQ(*round % kSoakSectors, lba);
-      ++valid;
-    }
-    EXPECT_GE(valid, std::min<std::uint64_t>(last_round, kSoakSectors));
-    const std::uint32_t newest = static_cast<std::uint32_t>(last_round % kSoakSectors);
-    const auto round = soak_round(&words[std::size_t{newest} * 128], newest);
-    ASSERT_TRUE(round);
-    EXPECT_GE(*round, last_round);
+    for (const std::string& problem : check_soak_image(image_, kSoakSectors, field(*last, "round")))
+      ADD_FAILURE() << problem;
   }
 
   std::filesystem::path dir_;
