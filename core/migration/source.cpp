@@ -154,6 +154,10 @@ void Migration::run_source(StartRequest request) {
       if (sdk::IterativeState* hooks = host->device().state().iterative)
         devices.push_back(std::make_unique<DeviceSection>(*host, *hooks));
     }
+    // The destination loads chunks as they come: send (and complete) the
+    // sections in their load order, higher priority first.
+    std::stable_sort(devices.begin(), devices.end(),
+                     [](const auto& a, const auto& b) { return a->priority() > b->priority(); });
     {
       std::lock_guard lock(mutex_);
       stats_->ram = ram;
@@ -170,6 +174,14 @@ void Migration::run_source(StartRequest request) {
         if (cancel_requested_) throw sdk::Error("cancelled");
     }
     out.record(Tag::Phase, "live", std::string_view{});
+    if (!ram) {  // cpr-transfer: no RAM passes, but the live sections still send what they can before the pause
+      for (auto& d : devices) {
+        if (d->early()) continue;
+        RecordChunkWriter w(out, d->name());
+        while (!d->iterate(w, kPassBudget))
+          if (cancel_requested_) throw sdk::Error("cancelled");
+      }
+    }
     RecordChunkWriter ram_out(out, std::string(kRamSection));
     auto bytes_now = [&] {
       std::uint64_t total = 0;

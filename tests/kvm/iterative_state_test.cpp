@@ -138,6 +138,9 @@ TEST_F(IterativeStateTest, DeviceBuffersMigrateThroughIterativeHooks) {
   // Descriptor states load by priority, not by their order in the machine.
   EXPECT_LT(number(device_event(at_destination, "early", "migration-verified"), "load_order"),
             number(device_event(at_destination, "live", "migration-verified"), "load_order"));
+  // Iterative sections are sent, and their final chunks loaded, in the same order.
+  EXPECT_LT(number(device_event(at_destination, "early", "migration-verified"), "first_final_chunk"),
+            number(device_event(at_destination, "live", "migration-verified"), "first_final_chunk"));
 
   // The guest runs on at the destination with its memory intact.
   const auto round = destination->wait_for_line("^@memtest round=", 20s);
