@@ -4,7 +4,11 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <csignal>
 #include <filesystem>
+#include <functional>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -116,12 +120,49 @@ std::uint64_t watch_stop_signals(machine::Machine& m, const sigset_t& signals, k
   });
 }
 
-// cpr-transfer's first step: the source's RAM, before the VM exists.
-migration::CprHandover receive_cpr_ram(const std::string& uri, machine::MachineConfig& config) {
+// Runs `wait` (which blocks) until it returns, or a stop signal arrives and
+// `interrupt` makes it throw; the signal's name then comes back.
+template <class Wait>
+std::optional<std::string> unless_stopped(const sigset_t& signals, Wait&& wait, std::function<void()> interrupt) {
+  std::atomic<bool> done{false};
+  std::optional<std::string> stopped_by;
+  std::thread watcher([&] {
+    const timespec tick{0, 50'000'000};
+    while (!done) {
+      const int signal = ::sigtimedwait(&signals, nullptr, &tick);
+      if (signal == SIGINT || signal == SIGTERM) {
+        stopped_by = signal == SIGINT ? "SIGINT" : "SIGTERM";
+        interrupt();
+        return;
+      }
+    }
+  });
+  try {
+    wait();
+  } catch (...) {
+    done = true;
+    watcher.join();
+    if (stopped_by) return stopped_by;
+    throw;
+  }
+  done = true;
+  watcher.join();
+  return stopped_by;
+}
+
+// cpr-transfer's first step: the source's RAM, before the VM exists. Returns
+// nullopt when a stop signal ended the wait.
+std::optional<migration::CprHandover> receive_cpr_ram(const std::string& uri, machine::MachineConfig& config,
+                                                      const sigset_t& stop_signals) {
   auto log = core::logger("core.run");
   migration::CprReceiver receiver(migration::ChannelUri::parse(uri));
   log->info("waiting on {} for the source's RAM (cpr-transfer)", uri);
-  migration::CprHandover handover = receiver.receive();
+  migration::CprHandover handover;
+  if (const auto signal =
+          unless_stopped(stop_signals, [&] { handover = receiver.receive(); }, [&] { receiver.shutdown(); })) {
+    log->info("stopped by {} while waiting for the source's RAM", *signal);
+    return std::nullopt;
+  }
   std::string problem;
   if (handover.blocks.size() != 1 || handover.blocks[0].name != "pc.ram") {
     problem = fmt::format("the source hands over {} RAM block(s); this machine has one, pc.ram", handover.blocks.size());
@@ -174,7 +215,8 @@ int run_machine(const RunOptions& o, const sigset_t& stop_signals) {
   std::optional<migration::CprHandover> handover;
   if (o.cpr_channel) {
     if (!incoming) throw sdk::Error("--cpr-channel needs --incoming URI (or defer) for the main channel");
-    handover = receive_cpr_ram(*o.cpr_channel, config);
+    handover = receive_cpr_ram(*o.cpr_channel, config, stop_signals);
+    if (!handover) return 0;
   }
 
   machine::Machine vm(config);

@@ -499,4 +499,16 @@ void Listener::shutdown() {
   signal_eventfd(wake_);
 }
 
+std::unique_ptr<Channel> connect_when_listening(const ChannelUri& uri, std::chrono::milliseconds timeout) {
+  const auto give_up = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    try {
+      return connect_channel(uri, timeout);
+    } catch (const sdk::Error&) {
+      if (std::chrono::steady_clock::now() >= give_up) throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  }
+}
+
 }  // namespace molt::core::migration

@@ -95,6 +95,10 @@ class RateLimiter {
 // Source side: connects (tcp, unix), creates/truncates (file) or adopts (fd).
 // Throws sdk::Error naming the URI ("tcp:127.0.0.1:4444: connection refused").
 std::unique_ptr<Channel> connect_channel(const ChannelUri& uri, std::chrono::milliseconds timeout);
+// The same, retrying a refused or missing listener until `timeout`: for a
+// peer that is still starting (cpr-transfer's new molt builds its VM, or
+// waits for migrate.incoming, before it listens).
+std::unique_ptr<Channel> connect_when_listening(const ChannelUri& uri, std::chrono::milliseconds timeout);
 
 // Destination side: listens on the URI now (so the caller can report the
 // address; a tcp port 0 gets an ephemeral port), and accepts connections

@@ -128,6 +128,8 @@ CprHandover CprReceiver::receive() {
   return out;
 }
 
+void CprReceiver::shutdown() { listener_.shutdown(); }
+
 void CprReceiver::answer(CprHandover& handover, const json::object& reply) {
   if (!handover.connection) return;
   send_message(handover.connection.get(), json::serialize(reply), {});
@@ -137,7 +139,7 @@ void CprReceiver::answer(CprHandover& handover, const json::object& reply) {
 json::object hand_over_ram(const ChannelUri& uri, const std::vector<HandedBlock>& blocks,
                            const json::value& fingerprint, std::chrono::milliseconds timeout) {
   require_unix(uri);
-  std::unique_ptr<Channel> channel = connect_channel(uri, timeout);
+  std::unique_ptr<Channel> channel = connect_when_listening(uri, timeout);
   json::array list;
   std::vector<int> fds;
   for (const HandedBlock& b : blocks) {

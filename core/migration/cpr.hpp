@@ -39,6 +39,8 @@ class CprReceiver {
  public:
   explicit CprReceiver(const ChannelUri& uri);
   CprHandover receive();
+  // Makes a receive() in progress on another thread throw (a stop signal).
+  void shutdown();
   // Sends the answer and closes the connection.
   static void answer(CprHandover& handover, const boost::json::object& reply);
 

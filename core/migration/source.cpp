@@ -55,20 +55,6 @@ std::vector<machine::DeviceHost*> by_priority(machine::Machine& m) {
   return out;
 }
 
-// cpr-transfer's new molt may still be building its VM (or, started with
-// --incoming defer, waiting for migrate.incoming): retry until it listens.
-std::shared_ptr<Channel> connect_when_listening(const ChannelUri& target, std::uint64_t timeout_ms) {
-  const Clock::time_point give_up = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  for (;;) {
-    try {
-      return connect_channel(target, std::chrono::milliseconds(timeout_ms));
-    } catch (const sdk::Error&) {
-      if (Clock::now() >= give_up) throw;
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-  }
-}
-
 }  // namespace
 
 void Migration::hand_over(const StartRequest& request, const json::value& fingerprint) {
@@ -103,7 +89,7 @@ void Migration::run_source(StartRequest request) {
     const ChannelUri target = ChannelUri::parse(uri);
     auto limiter = std::make_shared<RateLimiter>(params.max_bandwidth);
     auto open = [&](const std::string& name) {
-      std::shared_ptr<Channel> c = cpr ? connect_when_listening(target, params.connect_timeout_ms)
+      std::shared_ptr<Channel> c = cpr ? connect_when_listening(target, std::chrono::milliseconds(params.connect_timeout_ms))
                                        : connect_channel(target, std::chrono::milliseconds(params.connect_timeout_ms));
       c->set_rate_limit(limiter);
       std::lock_guard lock(mutex_);
