@@ -140,9 +140,13 @@ TEST_F(IterativeStateTest, DeviceBuffersMigrateThroughIterativeHooks) {
             number(device_event(at_destination, "live", "migration-verified"), "load_order"));
   // Iterative sections are sent, and their final chunks loaded, in the same
   // order (0: a probe had nothing left to send at the switchover).
-  const std::uint64_t early_final = number(device_event(at_destination, "early", "migration-verified"), "first_final_chunk");
-  const std::uint64_t live_final = number(device_event(at_destination, "live", "migration-verified"), "first_final_chunk");
-  if (early_final != 0 && live_final != 0) EXPECT_LT(early_final, live_final);
+  const std::uint64_t early_final =
+      number(device_event(at_destination, "early", "migration-verified"), "first_final_chunk");
+  const std::uint64_t live_final =
+      number(device_event(at_destination, "live", "migration-verified"), "first_final_chunk");
+  if (early_final != 0 && live_final != 0) {
+    EXPECT_LT(early_final, live_final);
+  }
 
   // The guest runs on at the destination with its memory intact.
   const auto round = destination->wait_for_line("^@memtest round=", 20s);
