@@ -225,8 +225,9 @@ void Migration::run_source(StartRequest request) {
     } else if (machine_.state() != machine::RunState::Paused) {
       throw sdk::Error(fmt::format("the VM became {} during the migration", machine::to_string(machine_.state())));
     }
-    set_state(MigrationState::Device);
     std::vector<std::pair<std::string, std::uint64_t>> breakdown;
+    breakdown.emplace_back("vcpu-stop", us_since(paused_at));
+    set_state(MigrationState::Device);
     out.record(Tag::Phase, "stopped", std::string_view{});
     Clock::time_point t = Clock::now();
     if (ram) {
