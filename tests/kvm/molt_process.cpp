@@ -186,4 +186,69 @@ Finished run_molt(std::vector<std::string> args, std::chrono::milliseconds timeo
   return Finished{*status, p.console(), p.errors()};
 }
 
+MoltctlProcess::MoltctlProcess(std::vector<std::string> args) {
+  int out_pipe[2], err_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) < 0 || ::pipe2(err_pipe, O_CLOEXEC) < 0) throw std::runtime_error("pipe failed");
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    ::dup2(out_pipe[1], 1);
+    ::dup2(err_pipe[1], 2);
+    std::string binary = MOLT_BUILD_DIR "/moltctl";
+    std::vector<char*> argv{binary.data()};
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(binary.c_str(), argv.data());
+    ::_exit(127);
+  }
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  fds_[0] = out_pipe[0];
+  fds_[1] = err_pipe[0];
+}
+
+MoltctlProcess::MoltctlProcess(MoltctlProcess&& other) noexcept
+    : out(std::move(other.out)), err(std::move(other.err)), pid_(other.pid_), status_(other.status_) {
+  fds_[0] = other.fds_[0];
+  fds_[1] = other.fds_[1];
+  other.pid_ = -1;
+  other.fds_[0] = other.fds_[1] = -1;
+}
+
+MoltctlProcess::~MoltctlProcess() {
+  if (pid_ > 0 && !status_) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  for (int fd : fds_)
+    if (fd >= 0) ::close(fd);
+}
+
+void MoltctlProcess::signal(int signo) { ::kill(pid_, signo); }
+
+int MoltctlProcess::finish(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (fds_[0] >= 0 || fds_[1] >= 0) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return -1;
+    pollfd p[2] = {{fds_[0], POLLIN, 0}, {fds_[1], POLLIN, 0}};
+    if (::poll(p, 2, static_cast<int>(left.count())) <= 0) continue;
+    for (int i = 0; i < 2; ++i) {
+      if (p[i].fd < 0 || !p[i].revents) continue;
+      char buffer[4096];
+      const ssize_t n = ::read(p[i].fd, buffer, sizeof buffer);
+      if (n > 0) {
+        (i == 0 ? out : err).append(buffer, static_cast<std::size_t>(n));
+      } else {
+        ::close(fds_[i]);
+        fds_[i] = -1;
+      }
+    }
+  }
+  int raw = 0;
+  ::waitpid(pid_, &raw, 0);
+  status_ = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
+  return *status_;
+}
+
 }  // namespace molt::test

@@ -75,4 +75,24 @@ struct Finished {
 };
 Finished run_molt(std::vector<std::string> args, std::chrono::milliseconds timeout);
 
+// One moltctl run with its stdout and stderr captured (pipes, so stderr is
+// not a terminal and migration progress comes as plain lines).
+class MoltctlProcess {
+ public:
+  explicit MoltctlProcess(std::vector<std::string> args);
+  ~MoltctlProcess();
+  MoltctlProcess(const MoltctlProcess&) = delete;
+  MoltctlProcess& operator=(const MoltctlProcess&) = delete;
+  MoltctlProcess(MoltctlProcess&& other) noexcept;
+  void signal(int signo);
+  // Reads until moltctl exits; its exit status, or -1 if it ran past `timeout`.
+  int finish(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  std::string out, err;
+
+ private:
+  pid_t pid_ = -1;
+  int fds_[2] = {-1, -1};
+  std::optional<int> status_;
+};
+
 }  // namespace molt::test
