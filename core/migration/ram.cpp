@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <molt/sdk/error.hpp>
+#include <molt/sdk/state.hpp>
 
 #include "core/machine/machine.hpp"
 
@@ -27,14 +28,10 @@ bool is_zero_page(const std::uint8_t* page) {
   return true;
 }
 
-void put_le(std::vector<std::uint8_t>& out, std::uint64_t v, unsigned bytes) {
-  for (unsigned i = 0; i < bytes; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
-}
+using sdk::detail::put_le;  // the SDK codec's little-endian helpers
 
 std::uint64_t get_le(std::span<const std::uint8_t> in, std::size_t at, unsigned bytes) {
-  std::uint64_t v = 0;
-  for (unsigned i = 0; i < bytes; ++i) v |= std::uint64_t{in[at + i]} << (8 * i);
-  return v;
+  return sdk::detail::get_le(in.data() + at, bytes);
 }
 
 // One chunk being filled: block name, page count (patched at the end), pages.

@@ -6,6 +6,8 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include <molt/sdk/state.hpp>
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -32,11 +34,7 @@ void put_le(std::uint8_t* out, std::uint64_t value, unsigned bytes) {
   for (unsigned i = 0; i < bytes; ++i) out[i] = static_cast<std::uint8_t>(value >> (8 * i));
 }
 
-std::uint64_t get_le(const std::uint8_t* in, unsigned bytes) {
-  std::uint64_t value = 0;
-  for (unsigned i = 0; i < bytes; ++i) value |= std::uint64_t{in[i]} << (8 * i);
-  return value;
-}
+using sdk::detail::get_le;  // the SDK codec's reader of little-endian fields
 
 std::string describe(std::uint8_t tag, std::string_view name) {
   return fmt::format("tag {} '{}'", tag, name);
