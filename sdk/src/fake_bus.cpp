@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include <unistd.h>
+
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
@@ -213,6 +215,13 @@ class FakeContext final : public DeviceContext {
   void emit_event(const std::string& name, const std::map<std::string, PropertyValue>& data) override {
     machine_.events_.push_back(FakeMachine::EmittedEvent{id_, name, data});
   }
+  int take_handed_over_fd(const std::string& name) override {
+    const auto it = machine_.handed_fds_.find({id_, name});
+    if (it == machine_.handed_fds_.end()) return -1;
+    const int fd = it->second;
+    machine_.handed_fds_.erase(it);
+    return fd;
+  }
 
  private:
   FakeMachine& machine_;
@@ -222,7 +231,17 @@ class FakeContext final : public DeviceContext {
 };
 
 FakeMachine::FakeMachine(std::uint64_t ram_size) : memory_(ram_size) {}
-FakeMachine::~FakeMachine() = default;
+FakeMachine::~FakeMachine() {
+  for (const auto& [key, fd] : handed_fds_) ::close(fd);
+}
+
+void FakeMachine::hand_over_fd(const std::string& id, const std::string& name, int fd) {
+  const auto [it, added] = handed_fds_.emplace(std::make_pair(id, name), fd);
+  if (!added) {
+    ::close(fd);
+    throw Error("device " + id + ": an fd named '" + name + "' was already handed over");
+  }
+}
 
 DeviceContext& FakeMachine::add_context(const std::string& id, Properties props) {
   contexts_.push_back(std::make_unique<FakeContext>(*this, id, std::move(props)));

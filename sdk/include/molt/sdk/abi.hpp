@@ -8,5 +8,5 @@
 #include <cstdint>
 
 namespace molt::sdk {
-inline constexpr std::uint32_t kSdkAbiVersion = 3;  // 3: load priority and iterative migration state (docs/sdk-abi.md)
+inline constexpr std::uint32_t kSdkAbiVersion = 4;  // 4: backend fd handover for cpr-transfer (docs/sdk-abi.md)
 }

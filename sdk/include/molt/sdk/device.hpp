@@ -117,6 +117,27 @@ struct MachineInfo {
 
 enum class ExitReason { Poweroff, Reset, DebugExit, Error };
 
+// cpr-transfer hands a running guest to a new molt on the same host. A device
+// whose backend is an open fd (a disk image, a socket, an output file, a tap)
+// can pass that fd along, so the new molt goes on with the same open file,
+// listening socket or connection instead of opening the path again (which
+// would truncate an output file, re-bind a socket path, drop a connected
+// client, or find a file that was since renamed).
+struct HandedFd {
+  std::string name;  // unique within the device: "image", "listener", "client"
+  int fd = -1;       // stays the device's: the core passes a duplicate
+};
+struct FdHandover {
+  std::vector<HandedFd> fds;
+  // Non-empty: this device's backend cannot move to a new molt, as a sentence
+  // that says what to change. cpr-transfer is then blocked, naming the device.
+  std::string blocker;
+};
+enum class HandoverSide {
+  Source,       // the old molt: the new one owns the fds and what they stand for
+  Destination,  // the new molt: the fds taken with take_handed_over_fd are this device's for good
+};
+
 // Whole-machine requests a device may make (power off, reset, debug exit).
 class MachineControl {
  public:
@@ -165,6 +186,18 @@ class DeviceContext {
   virtual void emit_event(const std::string& name, const std::map<std::string, PropertyValue>& data) {
     (void)name;
     (void)data;
+  }
+
+  // cpr-transfer, in the new molt, during realize(): the fd the old molt's
+  // device of the same id handed over under `name` (Device::handover_fds), now
+  // owned by the caller; -1 when there is none (a fresh start, a precopy
+  // migration, a restore, or the old device passed none): open the backend
+  // from its properties as usual. Each fd is handed out once. The device's fd
+  // watches and timers do not fire until the guest runs here, so a device may
+  // watch a taken socket at once: the old molt serves it until the pause.
+  virtual int take_handed_over_fd(const std::string& name) {
+    (void)name;
+    return -1;
   }
 };
 
@@ -220,6 +253,18 @@ class Device {
     (void)value;
     throw Error("this device does not change property '" + name + "' while the guest runs");
   }
+
+  // cpr-transfer, in the old molt while the guest still runs (under the
+  // device's lock): the backend fds to hand to the new molt, or why they
+  // cannot go. Asked twice: when migrate.start checks for blockers, and when
+  // the fds are sent. By default a device hands over nothing, and the new molt
+  // opens its backends from their properties.
+  virtual FdHandover handover_fds() { return {}; }
+  // cpr-transfer completed: the guest runs in the new molt (under the device's
+  // lock). Source: leave what the fds stand for alone from now on (do not
+  // remove a socket path or release a lock when destroyed). Destination: the
+  // fds taken at realize are this device's as if it had opened them itself.
+  virtual void handover_completed(HandoverSide side) { (void)side; }
 };
 
 }  // namespace molt::sdk

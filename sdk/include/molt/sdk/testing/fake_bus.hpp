@@ -195,6 +195,12 @@ class FakeMachine final : public MachineControl {
   };
   const std::vector<EmittedEvent>& events() const { return events_; }
 
+  // cpr-transfer as a device's realize() meets it: `fd` (now owned by the
+  // FakeMachine) is what take_handed_over_fd(name) hands the device `id`.
+  void hand_over_fd(const std::string& id, const std::string& name, int fd);
+  // The fds handed over this way that no device took yet.
+  std::size_t untaken_fds() const { return handed_fds_.size(); }
+
  private:
   friend class FakeContext;
   friend class FakeFdWatch;
@@ -209,6 +215,7 @@ class FakeMachine final : public MachineControl {
   MachineInfo info_;
   std::vector<std::pair<std::uint64_t, std::uint32_t>> msis_;
   std::vector<EmittedEvent> events_;
+  std::map<std::pair<std::string, std::string>, int> handed_fds_;
 };
 
 }  // namespace molt::sdk::testing
