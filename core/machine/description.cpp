@@ -76,8 +76,8 @@ void check_memory_size(std::uint64_t size, const Location& where) {
 }
 
 void read_memory(const json::value& value, const Location& where, const HostLimits& limits,
-                 MachineDescription& desc) {
-  const ObjectReader memory(value, where, "the memory settings", {"size", "backend"});
+                 const std::filesystem::path& base, MachineDescription& desc) {
+  const ObjectReader memory(value, where, "the memory settings", {"size", "backend", "path"});
   const Location size_at = memory.at("size");
   desc.memory_size =
       json_read::read_size(memory.required("size", "the guest's RAM, e.g. \"256M\""), size_at, 0, UINT64_MAX);
@@ -86,8 +86,23 @@ void read_memory(const json::value& value, const Location& where, const HostLimi
     check_memory_fits(desc.memory_size, *limits.host_memory_bytes, size_at.path, size_at.origin);
   }
   if (const auto* backend = memory.optional("backend")) {
-    const std::string name = json_read::read_choice(*backend, memory.at("backend"), {"memfd", "anonymous"});
-    desc.memory_backend = name == "memfd" ? MemoryBackend::Memfd : MemoryBackend::Anonymous;
+    const std::string name =
+        json_read::read_choice(*backend, memory.at("backend"), {"memfd", "anonymous", "file"});
+    desc.memory_backend = name == "memfd"       ? MemoryBackend::Memfd
+                          : name == "anonymous" ? MemoryBackend::Anonymous
+                                                : MemoryBackend::File;
+  }
+  const auto* path = memory.optional("path");
+  if (desc.memory_backend == MemoryBackend::File) {
+    desc.memory_path = json_read::read_path(
+        memory.required("path", "the file that holds the guest's RAM with \"backend\": \"file\", e.g. "
+                                "\"/dev/shm/vm0.ram\""),
+        memory.at("path"), base);
+  } else if (path) {
+    memory.at("path").fail(std::string("a RAM file is only used with \"backend\": \"file\"; this memory's backend "
+                                       "is ") +
+                           to_string(desc.memory_backend) +
+                           ", which has no file: remove \"path\", or set \"backend\": \"file\"");
   }
 }
 
@@ -205,6 +220,8 @@ const char* to_string(MemoryBackend backend) {
       return "memfd";
     case MemoryBackend::Anonymous:
       return "anonymous";
+    case MemoryBackend::File:
+      return "file";
   }
   return "?";
 }
@@ -236,7 +253,7 @@ MachineDescription parse_machine(std::string_view json_text, const std::filesyst
   if (const auto* vcpus = top.optional("vcpus")) {
     desc.vcpus = static_cast<unsigned>(json_read::read_uint(*vcpus, top.at("vcpus"), 1, limits.max_vcpus));
   }
-  read_memory(top.required("memory", "an object such as {\"size\": \"256M\"}"), top.at("memory"), limits,
+  read_memory(top.required("memory", "an object such as {\"size\": \"256M\"}"), top.at("memory"), limits, base,
               desc);
   if (const auto* firmware = top.optional("firmware"))
     desc.firmware = read_firmware(*firmware, top.at("firmware"), base);

@@ -52,6 +52,8 @@ class ConfigError : public molt::sdk::Error {
 enum class MemoryBackend {
   Memfd,      // MAP_SHARED memfd: can be handed to a new process (cpr-transfer)
   Anonymous,  // MAP_PRIVATE anonymous memory: lives and dies with this process
+  File,       // MAP_SHARED on memory_path (e.g. on /dev/shm): outlives the process, so a
+              // snapshot can leave the RAM in place there (docs/cpr.md, "Snapshots")
 };
 const char* to_string(MemoryBackend backend);
 
@@ -81,6 +83,8 @@ struct MachineDescription {
   unsigned vcpus = 1;
   std::uint64_t memory_size = 0;  // bytes, a non-zero multiple of 4 KiB
   MemoryBackend memory_backend = MemoryBackend::Memfd;
+  // The RAM file of MemoryBackend::File (absolute, lexically normal); unset otherwise.
+  std::optional<std::filesystem::path> memory_path;
   KernelConfig kernel;  // path empty when only firmware is given
   std::optional<FirmwareConfig> firmware;
   std::vector<std::filesystem::path> plugin_dirs;  // absolute, in file order

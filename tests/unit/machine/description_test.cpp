@@ -236,11 +236,48 @@ TEST(MachineDescriptionErrors, MemoryObject) {
   EXPECT_EQ(error_of(with({"memory"}, json::object{})),
             "machines/x.json: $.memory: missing required field \"size\" (the guest's RAM, e.g. \"256M\")");
   EXPECT_EQ(error_of(with({"memory", "backend"}, "hugetlb")),
-            "machines/x.json: $.memory.backend: expected one of \"memfd\", \"anonymous\", got \"hugetlb\"");
+            "machines/x.json: $.memory.backend: expected one of \"memfd\", \"anonymous\", \"file\", got "
+            "\"hugetlb\"");
   EXPECT_EQ(error_of(with({"memory", "shared"}, true)),
             "machines/x.json: $.memory.shared: unknown field \"shared\"; the fields of the memory settings "
             "are: size, "
-            "backend");
+            "backend, path");
+}
+
+TEST(MachineDescription, FileBackendNamesItsRamFile) {
+  json::object doc = minimal();
+  doc["memory"] = json::object{{"size", "256M"}, {"backend", "file"}, {"path", "/dev/shm/vm0.ram"}};
+  const MachineDescription desc = parse_machine(json::serialize(doc), "/m/x.json");
+  EXPECT_EQ(desc.memory_backend, MemoryBackend::File);
+  EXPECT_EQ(desc.memory_path, fs::path("/dev/shm/vm0.ram"));
+  EXPECT_STREQ(to_string(desc.memory_backend), "file");
+  // A relative path is the machine file's neighbour, like every path in it.
+  doc["memory"].as_object()["path"] = "ram/../vm0.ram";
+  EXPECT_EQ(parse_machine(json::serialize(doc), "/m/x.json").memory_path, fs::path("/m/vm0.ram"));
+  // Without a file there is no path.
+  EXPECT_FALSE(parse_machine(json::serialize(minimal()), "/m/x.json").memory_path);
+}
+
+TEST(MachineDescriptionErrors, FileBackendNeedsAPathAndOnlyItTakesOne) {
+  json::object no_path = minimal();
+  no_path["memory"] = json::object{{"size", "256M"}, {"backend", "file"}};
+  EXPECT_EQ(error_of(no_path),
+            "machines/x.json: $.memory: missing required field \"path\" (the file that holds the guest's RAM "
+            "with \"backend\": \"file\", e.g. \"/dev/shm/vm0.ram\")");
+  no_path["memory"].as_object()["path"] = nullptr;  // null is absent
+  EXPECT_NE(error_of(no_path).find("missing required field \"path\""), std::string::npos);
+  no_path["memory"].as_object()["path"] = "";
+  EXPECT_EQ(error_of(no_path), "machines/x.json: $.memory.path: expected a non-empty path string, got \"\"");
+  for (const char* backend : {"memfd", "anonymous"}) {
+    json::object doc = minimal();
+    doc["memory"] = json::object{{"size", "256M"}, {"backend", backend}, {"path", "/dev/shm/x"}};
+    EXPECT_EQ(error_of(doc), std::string("machines/x.json: $.memory.path: a RAM file is only used with "
+                                         "\"backend\": \"file\"; this memory's backend is ") +
+                                 backend + ", which has no file: remove \"path\", or set \"backend\": \"file\"");
+  }
+  // The default backend (memfd) refuses a path too.
+  EXPECT_NE(error_of(with({"memory", "path"}, "/dev/shm/x")).find("this memory's backend is memfd"),
+            std::string::npos);
 }
 
 TEST(MachineDescriptionErrors, Kernel) {
