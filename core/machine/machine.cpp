@@ -274,7 +274,12 @@ Machine::Machine(const MachineConfig& config)
   if (config.adopted_ram_fd >= 0) {
     kvm::Fd fd(::dup(config.adopted_ram_fd));
     if (!fd) throw sdk::Error("cannot duplicate the handed-over RAM fd");
-    ram_ = std::make_unique<memory::GuestRam>(config.memory_size, std::move(fd));
+    ram_ = std::make_unique<memory::GuestRam>(
+        config.memory_size, std::move(fd),
+        config.memory_file ? std::optional<std::filesystem::path>(config.memory_file->path) : std::nullopt);
+  } else if (config.memory_backing == memory::RamBacking::File) {
+    if (!config.memory_file) throw sdk::Error("file-backed RAM needs its memory.path");
+    ram_ = std::make_unique<memory::GuestRam>(config.memory_size, *config.memory_file);
   } else {
     ram_ = std::make_unique<memory::GuestRam>(config.memory_size, config.memory_backing);
   }

@@ -43,6 +43,9 @@ struct MachineConfig {
   unsigned vcpus = 1;
   std::uint64_t memory_size = 256ull << 20;
   memory::RamBacking memory_backing = memory::RamBacking::Memfd;
+  // RamBacking::File: the RAM file, and whether its pages are kept (an
+  // in-place snapshot's restore) or emptied (everything else).
+  std::optional<memory::RamFile> memory_file;
   std::filesystem::path kernel;
   std::optional<std::filesystem::path> initrd;
   std::string cmdline;

@@ -1,6 +1,7 @@
 #include "core/memory/guest_ram.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,10 +17,51 @@ namespace {
 constexpr std::uint64_t kPage = 4096;
 
 std::string mib(std::uint64_t bytes) { return std::to_string(bytes >> 20) + " MiB"; }
+
+std::string errno_text() { return std::strerror(errno); }
+
+// Opens (creating with mode 0600 unless the contents must already be there)
+// and locks a RAM file; the lock belongs to the open file description.
+kvm::Fd open_ram_file(const RamFile& file, std::uint64_t size) {
+  const std::string where = "memory.path " + file.path.string();
+  const int flags = O_RDWR | O_CLOEXEC | (file.keep_contents ? 0 : O_CREAT);
+  kvm::Fd fd(::open(file.path.c_str(), flags, 0600));
+  if (!fd && errno == ENOENT && file.keep_contents)
+    throw sdk::Error(where + ": the RAM file does not exist, so there are no pages to keep");
+  if (!fd) throw sdk::Error(where + ": cannot open the RAM file: " + errno_text());
+  struct stat st {};
+  if (::fstat(fd.get(), &st) < 0) throw sdk::Error(where + ": cannot stat the RAM file: " + errno_text());
+  if (!S_ISREG(st.st_mode))
+    throw sdk::Error(where + ": not a regular file; give a file path, for example on /dev/shm");
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) < 0) {
+    if (errno == EWOULDBLOCK)
+      throw sdk::Error(where +
+                       ": in use by another process (it holds the lock); stop the molt that runs this guest, "
+                       "or give this machine a RAM file of its own");
+    throw sdk::Error(where + ": cannot lock the RAM file: " + errno_text());
+  }
+  if (file.keep_contents) {
+    if (static_cast<std::uint64_t>(st.st_size) != size)
+      throw sdk::Error(where + ": the RAM file holds " + std::to_string(st.st_size) + " bytes, the machine's RAM is " +
+                       std::to_string(size) + " (" + mib(size) + "); its pages do not fit this machine");
+    return fd;
+  }
+  // Fresh RAM: drop every page the file held, then size it: all holes.
+  if (::ftruncate(fd.get(), 0) < 0 || ::ftruncate(fd.get(), static_cast<off_t>(size)) < 0)
+    throw sdk::Error(where + ": cannot size the RAM file to " + mib(size) + ": " + errno_text());
+  return fd;
+}
+
+bool same_file(int fd, const std::filesystem::path& path) {
+  struct stat of_fd {}, of_path {};
+  return ::fstat(fd, &of_fd) == 0 && ::stat(path.c_str(), &of_path) == 0 && of_fd.st_dev == of_path.st_dev &&
+         of_fd.st_ino == of_path.st_ino;
+}
 }  // namespace
 
 RamBlock::RamBlock(std::string name, std::uint64_t size, RamBacking backing)
     : name_(std::move(name)), size_(size), backing_(backing) {
+  if (backing == RamBacking::File) throw sdk::Error("RAM block " + name_ + ": a file-backed block needs its RamFile");
   int flags = MAP_NORESERVE;
   if (backing == RamBacking::Memfd) {
     fd_ = kvm::Fd(::memfd_create(("molt:" + name_).c_str(), MFD_CLOEXEC));
@@ -38,17 +80,49 @@ RamBlock::RamBlock(std::string name, std::uint64_t size, RamBacking backing)
   host_ = static_cast<std::uint8_t*>(host);
 }
 
-RamBlock::RamBlock(std::string name, std::uint64_t size, kvm::Fd memfd)
-    : name_(std::move(name)), size_(size), backing_(RamBacking::Memfd), fd_(std::move(memfd)) {
+RamBlock::RamBlock(std::string name, std::uint64_t size, const RamFile& file)
+    : name_(std::move(name)),
+      size_(size),
+      backing_(RamBacking::File),
+      fd_(open_ram_file(file, size)),
+      path_(file.path),
+      contents_kept_(file.keep_contents) {
+  map_shared("the RAM file " + path_.string());
+}
+
+RamBlock::RamBlock(std::string name, std::uint64_t size, kvm::Fd memfd,
+                   const std::optional<std::filesystem::path>& file_path)
+    : name_(std::move(name)),
+      size_(size),
+      backing_(file_path ? RamBacking::File : RamBacking::Memfd),
+      fd_(std::move(memfd)),
+      path_(file_path.value_or(std::filesystem::path())),
+      contents_kept_(true) {
   struct stat st {};
   if (::fstat(fd_.get(), &st) < 0 || static_cast<std::uint64_t>(st.st_size) != size) {
     throw sdk::Error("RAM block " + name_ + ": the handed-over memfd holds " + std::to_string(st.st_size) +
                      " bytes, the machine wants " + std::to_string(size));
   }
-  void* host = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd_.get(), 0);
+  // The machine says its RAM is this file: the source must have handed over
+  // that very file, or two processes would think they own different RAM.
+  if (file_path && !same_file(fd_.get(), *file_path)) {
+    throw sdk::Error("RAM block " + name_ + ": the handed-over RAM is not memory.path " + file_path->string() +
+                     "; give the new molt the same memory backend and path as the source");
+  }
+  map_shared("the handed-over memfd");
+}
+
+void RamBlock::map_shared(const std::string& what) {
+  void* host = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd_.get(), 0);
   if (host == MAP_FAILED)
-    throw sdk::Error("RAM block " + name_ + ": cannot map the handed-over memfd: " + std::strerror(errno));
+    throw sdk::Error("RAM block " + name_ + ": cannot map " + what + ": " + std::strerror(errno));
   host_ = static_cast<std::uint8_t*>(host);
+}
+
+void RamBlock::sync() const {
+  if (backing_ != RamBacking::File) return;
+  if (::fdatasync(fd_.get()) < 0)
+    throw sdk::Error("RAM block " + name_ + ": cannot write its pages to " + path_.string() + ": " + std::strerror(errno));
 }
 
 void RamBlock::discard() {
@@ -107,9 +181,14 @@ GuestRam::GuestRam(std::uint64_t size, RamBacking backing) {
   lay_out(std::make_unique<RamBlock>("pc.ram", size, backing));
 }
 
-GuestRam::GuestRam(std::uint64_t size, kvm::Fd memfd) {
+GuestRam::GuestRam(std::uint64_t size, const RamFile& file) {
   if (size == 0 || size % kPage != 0) throw sdk::Error("guest RAM must be a non-zero multiple of 4 KiB");
-  lay_out(std::make_unique<RamBlock>("pc.ram", size, std::move(memfd)));
+  lay_out(std::make_unique<RamBlock>("pc.ram", size, file));
+}
+
+GuestRam::GuestRam(std::uint64_t size, kvm::Fd memfd, const std::optional<std::filesystem::path>& file_path) {
+  if (size == 0 || size % kPage != 0) throw sdk::Error("guest RAM must be a non-zero multiple of 4 KiB");
+  lay_out(std::make_unique<RamBlock>("pc.ram", size, std::move(memfd), file_path));
 }
 
 void GuestRam::lay_out(std::unique_ptr<RamBlock> owned) {
