@@ -14,6 +14,7 @@
 #include <molt/sdk/state.hpp>
 
 #include "core/migration/channel.hpp"
+#include "core/migration/ram_layout.hpp"
 
 namespace molt::core::app {
 
@@ -277,6 +278,22 @@ class Summary {
   std::map<std::string, Pages> ram_;
 };
 
+// A snapshot that left RAM in place: which files hold the pages, as the
+// top-level "ram_in_place" (beside the record itself, so --summary shows it too).
+void note_ram_in_place(const Record& record, json::object& out) {
+  if (record.tag != Tag::RamLayout) return;
+  try {
+    json::array blocks;
+    for (const migration::RamLayoutBlock& b : migration::parse_ram_layout(
+             std::string_view(reinterpret_cast<const char*>(record.payload.data()), record.payload.size()))) {
+      if (b.in_place()) blocks.push_back(json::object{{"block", text(b.name)}, {"path", text(b.path.string())}, {"size", b.size}});
+    }
+    if (!blocks.empty()) out["ram_in_place"] = std::move(blocks);
+  } catch (const sdk::Error&) {
+    // The record's own entry shows the payload and why it does not decode.
+  }
+}
+
 }  // namespace
 
 DumpResult dump_stream(migration::ByteSource& source, const DumpOptions& options) {
@@ -290,6 +307,7 @@ DumpResult dump_stream(migration::ByteSource& source, const DumpOptions& options
     Record record;
     try {
       while (reader.next(record)) {
+        note_ram_in_place(record, result.json);
         if (options.summary)
           summary.add(record);
         else

@@ -25,6 +25,7 @@
 #include "core/migration/cpr.hpp"
 #include "core/migration/engine.hpp"
 #include "core/migration/fingerprint.hpp"
+#include "core/migration/ram_layout.hpp"
 #include "core/monitor/machine_control.hpp"
 #include "core/monitor/server.hpp"
 #include "core/plugin/registry.hpp"
@@ -95,8 +96,14 @@ machine::MachineConfig to_config(const MachineDescription& d, const plugin::Regi
   config.machine_type = type.name;
   config.vcpus = d.vcpus;
   config.memory_size = d.memory_size;
-  config.memory_backing = d.memory_backend == machine::MemoryBackend::Memfd ? memory::RamBacking::Memfd
-                                                                            : memory::RamBacking::Anonymous;
+  switch (d.memory_backend) {
+    case machine::MemoryBackend::Memfd: config.memory_backing = memory::RamBacking::Memfd; break;
+    case machine::MemoryBackend::Anonymous: config.memory_backing = memory::RamBacking::Anonymous; break;
+    case machine::MemoryBackend::File:
+      config.memory_backing = memory::RamBacking::File;
+      config.memory_file = memory::RamFile{d.memory_path.value_or(fs::path()), false};
+      break;
+  }
   config.kernel = d.kernel.path;
   config.initrd = d.kernel.initrd;
   config.cmdline = d.kernel.cmdline;
@@ -106,6 +113,21 @@ machine::MachineConfig to_config(const MachineDescription& d, const plugin::Regi
     config.devices.push_back(machine::DeviceSpec{r.config->id, r.type, from.name, std::move(r.properties), from.version});
   }
   return config;
+}
+
+// Restoring a snapshot that left the RAM in place in a file: the machine
+// must map that very file, and keep its pages. Checked before anything is
+// built, so a refusal starts nothing.
+void prepare_in_place_restore(const std::string& incoming, const MachineDescription& d,
+                              machine::MachineConfig& config) {
+  if (incoming.rfind("file:", 0) != 0) return;
+  const std::optional<std::vector<migration::RamLayoutBlock>> layout =
+      migration::peek_ram_layout(incoming.substr(5));
+  if (!layout || !migration::any_in_place(*layout)) return;
+  migration::check_in_place_restore(
+      *layout, migration::MachineRam{machine::to_string(d.memory_backend), d.memory_path.value_or(fs::path()),
+                                     d.memory_size});
+  config.memory_file->keep_contents = true;
 }
 
 // SIGINT and SIGTERM stop the VM cleanly (devices restore the terminal).
@@ -212,6 +234,7 @@ int run_machine(const RunOptions& o, const sigset_t& stop_signals) {
     incoming = "file:" + fs::absolute(*o.restore).string();
   }
   config.incoming = incoming.has_value();
+  if (incoming) prepare_in_place_restore(*incoming, description, config);
   std::optional<migration::CprHandover> handover;
   if (o.cpr_channel) {
     if (!incoming) throw sdk::Error("--cpr-channel needs --incoming URI (or defer) for the main channel");

@@ -15,6 +15,7 @@
 #include "core/migration/fingerprint.hpp"
 #include "core/migration/machine_state.hpp"
 #include "core/migration/platform_state.hpp"
+#include "core/migration/ram_layout.hpp"
 
 namespace molt::core::migration {
 
@@ -73,6 +74,28 @@ std::vector<ScratchDevice> decode_devices(machine::Machine& m, const PendingStat
   std::stable_sort(out.begin(), out.end(),
                    [](const ScratchDevice& a, const ScratchDevice& b) { return a.binding.priority > b.binding.priority; });
   return out;
+}
+
+// A snapshot's ram-layout record: every block it left in place must be the
+// very RAM file this machine mapped with its pages kept (molt run --restore
+// checked it before building the VM). Returns whether any block is in place.
+bool check_ram_layout(machine::Machine& m, const Record& r) {
+  const std::vector<RamLayoutBlock> layout = parse_ram_layout(text_of(r));
+  for (const RamLayoutBlock& b : layout) {
+    if (!b.in_place()) continue;
+    const memory::RamBlock* mine = nullptr;
+    for (const auto& block : m.ram().blocks())
+      if (block->name() == b.name) mine = block.get();
+    if (!mine || mine->path() != b.path || mine->size() != b.size)
+      throw sdk::Error(fmt::format("the snapshot left RAM block {} in place in {}; this machine's RAM is not that file",
+                                   b.name, b.path.string()));
+    if (!mine->contents_kept())
+      throw sdk::Error(fmt::format(
+          "the snapshot left RAM in place in {}, but this molt emptied that file when it started; restore it with "
+          "molt run MACHINE --restore FILE, which keeps the pages",
+          b.path.string()));
+  }
+  return any_in_place(layout);
 }
 
 }  // namespace
@@ -178,12 +201,15 @@ void Migration::run_destination() {
       }
     }
     PendingState pending;
+    bool ram_in_place = false, ram_chunks = false;
     try {
       while (in.next(r)) {
         switch (r.tag) {
           case Tag::Chunk:
             if (r.name == kRamSection) {
               if (cpr) throw sdk::Error("a RAM chunk in a cpr-transfer stream: the RAM is shared, none may be sent");
+              if (ram_in_place) throw sdk::Error("a RAM chunk in a snapshot that left the RAM in place");
+              ram_chunks = true;
               ram->load(r.payload);
             } else if (auto s = sections.find(r.name); s != sections.end()) {
               s->second->load(r.payload);
@@ -192,6 +218,10 @@ void Migration::run_destination() {
             }
             break;
           case Tag::Phase: break;
+          case Tag::RamLayout:
+            if (ram_chunks) throw sdk::Error("the ram-layout record comes after RAM chunks; it belongs before them");
+            ram_in_place = check_ram_layout(machine_, r);
+            break;
           case Tag::DeviceState:
             if (!pending.devices.emplace(r.name, r.payload).second)
               throw sdk::Error(fmt::format("device {}: its state appears twice in the stream", r.name));

@@ -8,6 +8,7 @@
 #include "core/log.hpp"
 #include "core/machine/machine.hpp"
 #include "core/migration/engine_detail.hpp"
+#include "core/migration/ram_layout.hpp"
 
 namespace molt::core::migration {
 
@@ -162,6 +163,24 @@ std::vector<std::string> Migration::cpr_blockers(const StartRequest& request) co
   return out;
 }
 
+std::vector<std::string> Migration::in_place_blockers(const StartRequest& request) const {
+  std::vector<std::string> out;
+  if (!request.ram_in_place) return out;
+  if (request.mode != "precopy" || ChannelUri::parse(request.uri).transport != Transport::File)
+    out.push_back(fmt::format("ram in-place is for a snapshot to a file (vm.snapshot, or migrate.start to "
+                              "file:PATH), not {} to {}",
+                              request.mode, request.uri));
+  try {
+    in_place_layout(machine_.ram());
+  } catch (const sdk::Error& e) {
+    out.push_back(e.what());
+  }
+  if (request.resume_after)
+    out.push_back("the guest would go on changing the RAM the snapshot leaves in place; snapshot with resume false "
+                  "(the guest stays stopped), or with ram \"file\" to let it run on");
+  return out;
+}
+
 void Migration::start(const StartRequest& request) {
   const ChannelUri parsed = ChannelUri::parse(request.uri);
   if (request.mode != "precopy" && request.mode != "cpr-transfer")
@@ -186,6 +205,8 @@ void Migration::start(const StartRequest& request) {
   if (!blockers.empty())
     throw sdk::Error(fmt::format("{} blocked: {}", request.mode == "precopy" ? "migration" : "cpr-transfer",
                                  fmt::join(blockers, "; ")));
+  if (const std::vector<std::string> in_place = in_place_blockers(request); !in_place.empty())
+    throw sdk::Error(fmt::format("{}", fmt::join(in_place, "; ")));
   join();
   {
     std::lock_guard lock(mutex_);

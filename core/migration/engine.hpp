@@ -82,6 +82,9 @@ struct StartRequest {
   std::string mode = "precopy";  // or "cpr-transfer"
   std::string cpr_uri;         // cpr-transfer: unix:PATH the new molt takes the RAM fds on
   bool resume_after = false;   // a snapshot: the guest runs on here once the file is written
+  // A snapshot (file:) that leaves the RAM in place in the guest's RAM files
+  // (memory.backend "file") and writes everything else (ram_layout.hpp).
+  bool ram_in_place = false;
 };
 
 class Migration {
@@ -102,6 +105,9 @@ class Migration {
   // Why cpr-transfer to these channels can't work, each with what to change;
   // empty when it can.
   std::vector<std::string> cpr_blockers(const StartRequest& request) const;
+  // Why a snapshot can't leave the RAM in place (ram_in_place), each with
+  // what to change; empty when it can or was not asked to.
+  std::vector<std::string> in_place_blockers(const StartRequest& request) const;
   // Destination: listens on `uri` now (errors thrown here), then receives on
   // a thread. The machine must have been built with `incoming`.
   void listen(const std::string& uri);
@@ -126,6 +132,10 @@ class Migration {
   void run_source(StartRequest request);
   // cpr-transfer: hands the RAM memfds to the new molt; returns once it accepted.
   void hand_over(const StartRequest& request, const json::value& fingerprint);
+  // In-place snapshots: the ram-layout record naming the RAM files, and
+  // flushing them (and the snapshot file) to storage before completion.
+  void record_in_place_layout(StreamWriter& out);
+  void sync_in_place(Channel& snapshot);
   void run_destination();
   void set_state(MigrationState state, const std::string& error = {});
   void join();

@@ -86,6 +86,7 @@ struct Migration::Stats {
   std::vector<std::shared_ptr<Channel>> channels;
   std::shared_ptr<RateLimiter> limiter;
   std::shared_ptr<RamSection> ram;
+  json::array ram_in_place;  // in-place snapshots: {"block", "path", "size"} of each RAM file
   std::uint64_t iterations = 0;
   std::uint64_t bandwidth = 0;        // bytes/s in the last pass
   std::uint64_t dirty_rate = 0;       // pages/s dirtied during the last pass

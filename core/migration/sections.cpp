@@ -104,6 +104,7 @@ json::object Migration::Stats::to_json() const {
                               {"iterations", iterations},
                               {"bandwidth_bytes_per_s", bandwidth}};
   }
+  if (!ram_in_place.empty()) out["ram_in_place"] = ram_in_place;
   json::object downtime{{"expected_us", expected_downtime_us}};
   if (downtime_us) downtime["actual_us"] = *downtime_us;
   json::object breakdown;

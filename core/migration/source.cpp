@@ -2,6 +2,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <thread>
 
 #include <fmt/format.h>
@@ -16,6 +18,7 @@
 #include "core/migration/fingerprint.hpp"
 #include "core/migration/machine_state.hpp"
 #include "core/migration/platform_state.hpp"
+#include "core/migration/ram_layout.hpp"
 
 namespace molt::core::migration {
 
@@ -77,9 +80,26 @@ void Migration::hand_over(const StartRequest& request, const json::value& finger
   throw sdk::Error(fmt::format("the new molt refused the migration: {}", fmt::join(differences, "; ")));
 }
 
+void Migration::record_in_place_layout(StreamWriter& out) {
+  const std::vector<RamLayoutBlock> layout = in_place_layout(machine_.ram());
+  out.record(Tag::RamLayout, kRamLayoutName, ram_layout_json(layout));
+  std::lock_guard lock(mutex_);
+  for (const RamLayoutBlock& b : layout)
+    stats_->ram_in_place.push_back(json::object{{"block", b.name}, {"path", b.path.string()}, {"size", b.size}});
+}
+
+void Migration::sync_in_place(Channel& snapshot) {
+  // The snapshot is only whole once its RAM files and the state file are on
+  // their storage: then a disk-backed RAM file survives a host reboot.
+  for (const auto& block : machine_.ram().blocks()) block->sync();
+  if (::fsync(snapshot.fd()) < 0)
+    throw sdk::Error(fmt::format("cannot write the snapshot file to its storage: {}", std::strerror(errno)));
+}
+
 void Migration::run_source(StartRequest request) {
   const std::string& uri = request.uri;
   const bool cpr = request.mode == "cpr-transfer";
+  const bool in_place = request.ram_in_place;  // a snapshot that leaves RAM in its files
   bool paused_by_us = false;
   std::shared_ptr<RamSection> ram;
   std::vector<std::unique_ptr<DeviceSection>> devices;
@@ -108,6 +128,7 @@ void Migration::run_source(StartRequest request) {
     out.record(Tag::Fingerprint, "machine", json::serialize(fingerprint));
     out.record(Tag::Phase, "setup",
                json::serialize(json::object{{"channels", cpr ? 1u : params.channels}, {"mode", request.mode}}));
+    if (in_place) record_in_place_layout(out);
     main->flush();
     std::optional<StreamReader> back;
     if (target.two_way()) {
@@ -131,7 +152,7 @@ void Migration::run_source(StartRequest request) {
       lane_writers.push_back(std::make_unique<RecordChunkWriter>(*lane_streams.back(), std::string(kRamSection)));
       lanes.push_back(lane_writers.back().get());
     }
-    if (!cpr) {  // cpr-transfer: RAM stays where it is, in the memfds the new molt maps
+    if (!cpr && !in_place) {  // cpr-transfer and in-place snapshots: RAM stays where it is
       ram = std::make_shared<RamSection>(machine_.ram(), &machine_);
       ram->set_extra_lanes(lanes);
     }
@@ -263,6 +284,11 @@ void Migration::run_source(StartRequest request) {
     breakdown.emplace_back("send", us_since(t));
 
     if (!back) {  // a file: nobody to confirm; the file is the guest now (or a copy of it)
+      if (in_place) {
+        t = Clock::now();
+        sync_in_place(*main);
+        breakdown.emplace_back("sync", us_since(t));
+      }
       committed_ = !request.resume_after;
       if (request.resume_after) {
         if (paused_by_us) machine_.resume_after_migration();

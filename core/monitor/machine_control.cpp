@@ -153,17 +153,18 @@ auto refusing(const char* method, int code, F&& f) {
 
 }  // namespace
 
-void MachineMigrationControl::start(const std::string& uri, const std::string& mode, const std::string& cpr_uri) {
+void MachineMigrationControl::start(const std::string& uri, const std::string& mode, const std::string& cpr_uri,
+                                    bool ram_in_place) {
   refusing("migrate.start", kNotInThisState, [&] {
-    migration_.start(migration::StartRequest{uri, mode.empty() ? "precopy" : mode, cpr_uri, false});
+    migration_.start(migration::StartRequest{uri, mode.empty() ? "precopy" : mode, cpr_uri, false, ram_in_place});
   });
 }
 
-void MachineMigrationControl::snapshot(const std::string& path, bool resume) {
+void MachineMigrationControl::snapshot(const std::string& path, bool resume, bool ram_in_place) {
   refusing("vm.snapshot", kNotInThisState, [&] {
     const std::string file = path.rfind("file:", 0) == 0 ? path.substr(5) : path;
     if (file.empty()) throw sdk::Error("path: expected a file path");
-    migration_.start(migration::StartRequest{"file:" + file, "precopy", "", resume});
+    migration_.start(migration::StartRequest{"file:" + file, "precopy", "", resume, ram_in_place});
   });
 }
 

@@ -44,8 +44,9 @@ class MachineVmControl final : public VmControl {
 class MachineMigrationControl final : public MigrationControl {
  public:
   explicit MachineMigrationControl(migration::Migration& migration) : migration_(migration) {}
-  void start(const std::string& uri, const std::string& mode, const std::string& cpr_uri) override;
-  void snapshot(const std::string& path, bool resume) override;
+  void start(const std::string& uri, const std::string& mode, const std::string& cpr_uri,
+             bool ram_in_place) override;
+  void snapshot(const std::string& path, bool resume, bool ram_in_place) override;
   std::string incoming(const std::string& uri) override;
   void set_parameters(const json::object& changes) override;
   json::object parameters() const override;

@@ -15,10 +15,13 @@ class MigrationControl {
  public:
   virtual ~MigrationControl() = default;
   // mode: "precopy" or "cpr-transfer" (then cpr_uri is the new molt's unix:PATH).
-  virtual void start(const std::string& uri, const std::string& mode, const std::string& cpr_uri) = 0;
-  // Saves the guest's whole state, RAM included, into `path`; with `resume`
-  // the guest runs on afterwards, else it stays stopped (postmigrate).
-  virtual void snapshot(const std::string& path, bool resume) = 0;
+  // ram_in_place: a file: URI leaves the RAM in the guest's RAM files.
+  virtual void start(const std::string& uri, const std::string& mode, const std::string& cpr_uri,
+                     bool ram_in_place) = 0;
+  // Saves the guest's whole state into `path`, RAM included unless
+  // `ram_in_place` (then the RAM stays in its RAM files); with `resume` the
+  // guest runs on afterwards, else it stays stopped (postmigrate).
+  virtual void snapshot(const std::string& path, bool resume, bool ram_in_place) = 0;
   // Returns the address it listens on (a tcp port 0 resolved).
   virtual std::string incoming(const std::string& uri) = 0;
   virtual void set_parameters(const json::object& changes) = 0;

@@ -15,6 +15,20 @@ std::string text(const json::object& params, const char* name) {
   return v && v->is_string() ? std::string(v->as_string()) : std::string();
 }
 
+// "ram": "file" (the default: pages in the snapshot) or "in-place" (pages
+// left in the guest's RAM files).
+bool ram_in_place(const Call& c, const char* method) {
+  const std::string ram = text(c.params, "ram");
+  if (ram.empty() || ram == "file") return false;
+  if (ram == "in-place") return true;
+  throw RpcError(kInvalidParams,
+                 std::string(method) + ": ram: expected \"file\" or \"in-place\", got \"" + ram + "\"");
+}
+
+constexpr const char* kRamParamDoc =
+    "file (default): the RAM's pages go into the snapshot; in-place: they stay in the guest's RAM file "
+    "(memory.backend \"file\"), which the snapshot names and `--restore` maps again (docs/cpr.md)";
+
 }  // namespace
 
 void add_migrate_methods(MethodTable& t) {
@@ -27,23 +41,28 @@ void add_migrate_methods(MethodTable& t) {
           {"mode", ParamType::String, false,
            "precopy (default), or cpr-transfer: hand RAM to a new molt on this host as memfds (docs/cpr.md)"},
           {"cpr_uri", ParamType::String, false,
-           "cpr-transfer: the unix:PATH the new molt was started with (--cpr-channel)"}},
+           "cpr-transfer: the unix:PATH the new molt was started with (--cpr-channel)"},
+          {"ram", ParamType::String, false, std::string("a file: URI only: ") + kRamParamDoc}},
          "migrate.status's object",
          [](const Call& c) {
-           migration(c).start(text(c.params, "uri"), text(c.params, "mode"), text(c.params, "cpr_uri"));
+           migration(c).start(text(c.params, "uri"), text(c.params, "mode"), text(c.params, "cpr_uri"),
+                              ram_in_place(c, "migrate.start"));
            return json::value(migration(c).status());
          }});
   t.add({"vm.snapshot",
          "Saves the guest's whole state (RAM, vCPUs, devices) into a file while it runs, as a migration to "
          "file:PATH; `molt run --restore PATH` brings it back, also after a host reboot. With resume the guest "
-         "runs on here afterwards; without, it stays stopped (postmigrate) so the file is its only copy. Follow "
-         "it with migrate.status.",
+         "runs on here afterwards; without, it stays stopped (postmigrate) so the file is its only copy. With "
+         "ram in-place the RAM stays in the guest's RAM file and only the rest is written (the guest stops; "
+         "refused with resume, or for RAM in no named file). Follow it with migrate.status.",
          {{"path", ParamType::String, true, "the file to write (created, or truncated)"},
-          {"resume", ParamType::Bool, false, "let the guest run on here after saving (default false)"}},
+          {"resume", ParamType::Bool, false, "let the guest run on here after saving (default false)"},
+          {"ram", ParamType::String, false, kRamParamDoc}},
          "migrate.status's object",
          [](const Call& c) {
            const json::value* resume = c.params.if_contains("resume");
-           migration(c).snapshot(text(c.params, "path"), resume && resume->as_bool());
+           migration(c).snapshot(text(c.params, "path"), resume && resume->as_bool(),
+                                 ram_in_place(c, "vm.snapshot"));
            return json::value(migration(c).status());
          }});
   t.add({"migrate.incoming",
