@@ -14,7 +14,6 @@
 #include <molt/sdk/state.hpp>
 
 #include "core/migration/channel.hpp"
-#include "core/migration/ram_layout.hpp"
 
 namespace molt::core::app {
 
@@ -279,19 +278,25 @@ class Summary {
 };
 
 // A snapshot that left RAM in place: which files hold the pages, as the
-// top-level "ram_in_place" (beside the record itself, so --summary shows it too).
+// top-level "ram_in_place" (beside the record itself, so --summary shows it
+// too). Read straight from the JSON so the dump stays free of the engine.
 void note_ram_in_place(const Record& record, json::object& out) {
   if (record.tag != Tag::RamLayout) return;
-  try {
-    json::array blocks;
-    for (const migration::RamLayoutBlock& b : migration::parse_ram_layout(
-             std::string_view(reinterpret_cast<const char*>(record.payload.data()), record.payload.size()))) {
-      if (b.in_place()) blocks.push_back(json::object{{"block", text(b.name)}, {"path", text(b.path.string())}, {"size", b.size}});
-    }
-    if (!blocks.empty()) out["ram_in_place"] = std::move(blocks);
-  } catch (const sdk::Error&) {
-    // The record's own entry shows the payload and why it does not decode.
+  std::error_code error;
+  const json::value layout =
+      json::parse({reinterpret_cast<const char*>(record.payload.data()), record.payload.size()}, error);
+  if (error || !layout.is_array()) return;  // the record's own entry says why it does not decode
+  json::array blocks;
+  for (const json::value& b : layout.as_array()) {
+    const json::object* block = b.if_object();
+    const json::value* in_place = block ? block->if_contains("in_place") : nullptr;
+    if (!in_place || !in_place->is_bool() || !in_place->as_bool()) continue;
+    json::object entry;
+    for (const char* key : {"name", "path", "size"})
+      if (const json::value* v = block->if_contains(key)) entry[key == std::string_view("name") ? "block" : key] = *v;
+    blocks.push_back(std::move(entry));
   }
+  if (!blocks.empty()) out["ram_in_place"] = std::move(blocks);
 }
 
 }  // namespace
