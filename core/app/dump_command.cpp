@@ -293,7 +293,8 @@ void note_ram_in_place(const Record& record, json::object& out) {
     if (!in_place || !in_place->is_bool() || !in_place->as_bool()) continue;
     json::object entry;
     for (const char* key : {"name", "path", "size"})
-      if (const json::value* v = block->if_contains(key)) entry[key == std::string_view("name") ? "block" : key] = *v;
+      if (const json::value* v = block->if_contains(key))
+        entry[key == std::string_view("name") ? "block" : key] = *v;
     blocks.push_back(std::move(entry));
   }
   if (!blocks.empty()) out["ram_in_place"] = std::move(blocks);

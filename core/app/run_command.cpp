@@ -97,8 +97,12 @@ machine::MachineConfig to_config(const MachineDescription& d, const plugin::Regi
   config.vcpus = d.vcpus;
   config.memory_size = d.memory_size;
   switch (d.memory_backend) {
-    case machine::MemoryBackend::Memfd: config.memory_backing = memory::RamBacking::Memfd; break;
-    case machine::MemoryBackend::Anonymous: config.memory_backing = memory::RamBacking::Anonymous; break;
+    case machine::MemoryBackend::Memfd:
+      config.memory_backing = memory::RamBacking::Memfd;
+      break;
+    case machine::MemoryBackend::Anonymous:
+      config.memory_backing = memory::RamBacking::Anonymous;
+      break;
     case machine::MemoryBackend::File:
       config.memory_backing = memory::RamBacking::File;
       config.memory_file = memory::RamFile{d.memory_path.value_or(fs::path()), false};

@@ -95,14 +95,16 @@ void read_memory(const json::value& value, const Location& where, const HostLimi
   const auto* path = memory.optional("path");
   if (desc.memory_backend == MemoryBackend::File) {
     desc.memory_path = json_read::read_path(
-        memory.required("path", "the file that holds the guest's RAM with \"backend\": \"file\", e.g. "
-                                "\"/dev/shm/vm0.ram\""),
+        memory.required("path",
+                        "the file that holds the guest's RAM with \"backend\": \"file\", e.g. "
+                        "\"/dev/shm/vm0.ram\""),
         memory.at("path"), base);
   } else if (path) {
-    memory.at("path").fail(std::string("a RAM file is only used with \"backend\": \"file\"; this memory's backend "
-                                       "is ") +
-                           to_string(desc.memory_backend) +
-                           ", which has no file: remove \"path\", or set \"backend\": \"file\"");
+    memory.at("path").fail(
+        std::string("a RAM file is only used with \"backend\": \"file\"; this memory's backend "
+                    "is ") +
+        to_string(desc.memory_backend) +
+        ", which has no file: remove \"path\", or set \"backend\": \"file\"");
   }
 }
 
@@ -253,8 +255,8 @@ MachineDescription parse_machine(std::string_view json_text, const std::filesyst
   if (const auto* vcpus = top.optional("vcpus")) {
     desc.vcpus = static_cast<unsigned>(json_read::read_uint(*vcpus, top.at("vcpus"), 1, limits.max_vcpus));
   }
-  read_memory(top.required("memory", "an object such as {\"size\": \"256M\"}"), top.at("memory"), limits, base,
-              desc);
+  read_memory(top.required("memory", "an object such as {\"size\": \"256M\"}"), top.at("memory"), limits,
+              base, desc);
   if (const auto* firmware = top.optional("firmware"))
     desc.firmware = read_firmware(*firmware, top.at("firmware"), base);
   // With firmware the kernel is optional: the firmware boots from a disk, or

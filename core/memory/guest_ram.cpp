@@ -18,7 +18,9 @@ constexpr std::uint64_t kPage = 4096;
 
 std::string mib(std::uint64_t bytes) { return std::to_string(bytes >> 20) + " MiB"; }
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+  return std::string(std::strerror(errno));
+}
 
 // Opens (creating with mode 0600 unless the contents must already be there)
 // and locks a RAM file; the lock belongs to the open file description.
@@ -42,8 +44,9 @@ kvm::Fd open_ram_file(const RamFile& file, std::uint64_t size) {
   }
   if (file.keep_contents) {
     if (static_cast<std::uint64_t>(st.st_size) != size)
-      throw sdk::Error(where + ": the RAM file holds " + std::to_string(st.st_size) + " bytes, the machine's RAM is " +
-                       std::to_string(size) + " (" + mib(size) + "); its pages do not fit this machine");
+      throw sdk::Error(where + ": the RAM file holds " + std::to_string(st.st_size) +
+                       " bytes, the machine's RAM is " + std::to_string(size) + " (" + mib(size) +
+                       "); its pages do not fit this machine");
     return fd;
   }
   // Fresh RAM: drop every page the file held, then size it: all holes.
@@ -53,7 +56,8 @@ kvm::Fd open_ram_file(const RamFile& file, std::uint64_t size) {
 }
 
 bool same_file(int fd, const std::filesystem::path& path) {
-  struct stat of_fd {}, of_path {};
+  struct stat of_fd = {};
+  struct stat of_path = {};
   return ::fstat(fd, &of_fd) == 0 && ::stat(path.c_str(), &of_path) == 0 && of_fd.st_dev == of_path.st_dev &&
          of_fd.st_ino == of_path.st_ino;
 }
@@ -61,7 +65,8 @@ bool same_file(int fd, const std::filesystem::path& path) {
 
 RamBlock::RamBlock(std::string name, std::uint64_t size, RamBacking backing)
     : name_(std::move(name)), size_(size), backing_(backing) {
-  if (backing == RamBacking::File) throw sdk::Error("RAM block " + name_ + ": a file-backed block needs its RamFile");
+  if (backing == RamBacking::File)
+    throw sdk::Error("RAM block " + name_ + ": a file-backed block needs its RamFile");
   int flags = MAP_NORESERVE;
   if (backing == RamBacking::Memfd) {
     fd_ = kvm::Fd(::memfd_create(("molt:" + name_).c_str(), MFD_CLOEXEC));
@@ -106,7 +111,8 @@ RamBlock::RamBlock(std::string name, std::uint64_t size, kvm::Fd memfd,
   // The machine says its RAM is this file: the source must have handed over
   // that very file, or two processes would think they own different RAM.
   if (file_path && !same_file(fd_.get(), *file_path)) {
-    throw sdk::Error("RAM block " + name_ + ": the handed-over RAM is not memory.path " + file_path->string() +
+    throw sdk::Error("RAM block " + name_ + ": the handed-over RAM is not memory.path " +
+                     file_path->string() +
                      "; give the new molt the same memory backend and path as the source");
   }
   map_shared("the handed-over memfd");
@@ -122,7 +128,8 @@ void RamBlock::map_shared(const std::string& what) {
 void RamBlock::sync() const {
   if (backing_ != RamBacking::File) return;
   if (::fdatasync(fd_.get()) < 0)
-    throw sdk::Error("RAM block " + name_ + ": cannot write its pages to " + path_.string() + ": " + std::strerror(errno));
+    throw sdk::Error("RAM block " + name_ + ": cannot write its pages to " + path_.string() + ": " +
+                     std::strerror(errno));
 }
 
 void RamBlock::discard() {

@@ -118,7 +118,8 @@ class GuestRam final : public sdk::GuestMemory {
   GuestRam(std::uint64_t size, const RamFile& file);
   // The same layout around a block handed over by another process; with
   // `file_path`, the fd must be that RAM file (the machine's memory.path).
-  GuestRam(std::uint64_t size, kvm::Fd memfd, const std::optional<std::filesystem::path>& file_path = std::nullopt);
+  GuestRam(std::uint64_t size, kvm::Fd memfd,
+           const std::optional<std::filesystem::path>& file_path = std::nullopt);
 
   const std::vector<std::unique_ptr<RamBlock>>& blocks() const { return blocks_; }
   const std::vector<RamRegion>& regions() const { return regions_; }

@@ -87,13 +87,14 @@ bool check_ram_layout(machine::Machine& m, const Record& r) {
     for (const auto& block : m.ram().blocks())
       if (block->name() == b.name) mine = block.get();
     if (!mine || mine->path() != b.path || mine->size() != b.size)
-      throw sdk::Error(fmt::format("the snapshot left RAM block {} in place in {}; this machine's RAM is not that file",
+      throw sdk::Error(fmt::format("the snapshot left RAM block {} in place in {}; this machine's RAM is not "
+                                   "that file",
                                    b.name, b.path.string()));
     if (!mine->contents_kept())
-      throw sdk::Error(fmt::format(
-          "the snapshot left RAM in place in {}, but this molt emptied that file when it started; restore it with "
-          "molt run MACHINE --restore FILE, which keeps the pages",
-          b.path.string()));
+      throw sdk::Error(fmt::format("the snapshot left RAM in place in {}, but this molt emptied that file "
+                                   "when it started; restore it with molt run MACHINE --restore FILE, which "
+                                   "keeps the pages",
+                                   b.path.string()));
   }
   return any_in_place(layout);
 }
@@ -219,7 +220,8 @@ void Migration::run_destination() {
             break;
           case Tag::Phase: break;
           case Tag::RamLayout:
-            if (ram_chunks) throw sdk::Error("the ram-layout record comes after RAM chunks; it belongs before them");
+            if (ram_chunks)
+              throw sdk::Error("the ram-layout record comes after RAM chunks; it belongs before them");
             ram_in_place = check_ram_layout(machine_, r);
             break;
           case Tag::DeviceState:

@@ -167,17 +167,19 @@ std::vector<std::string> Migration::in_place_blockers(const StartRequest& reques
   std::vector<std::string> out;
   if (!request.ram_in_place) return out;
   if (request.mode != "precopy" || ChannelUri::parse(request.uri).transport != Transport::File)
-    out.push_back(fmt::format("ram in-place is for a snapshot to a file (vm.snapshot, or migrate.start to "
-                              "file:PATH), not {} to {}",
-                              request.mode, request.uri));
+    out.push_back(
+        fmt::format("ram in-place is for a snapshot to a file (vm.snapshot, or migrate.start to "
+                    "file:PATH), not {} to {}",
+                    request.mode, request.uri));
   try {
     in_place_layout(machine_.ram());
   } catch (const sdk::Error& e) {
     out.push_back(e.what());
   }
   if (request.resume_after)
-    out.push_back("the guest would go on changing the RAM the snapshot leaves in place; snapshot with resume false "
-                  "(the guest stays stopped), or with ram \"file\" to let it run on");
+    out.push_back(
+        "the guest would go on changing the RAM the snapshot leaves in place; snapshot with resume false "
+        "(the guest stays stopped), or with ram \"file\" to let it run on");
   return out;
 }
 

@@ -4,8 +4,8 @@
 
 #include <system_error>
 
-#include <boost/json.hpp>
 #include <fmt/format.h>
+#include <boost/json.hpp>
 
 #include <molt/sdk/error.hpp>
 
@@ -32,7 +32,8 @@ RamLayoutBlock read_block(const json::value& value, std::size_t index) {
   const json::object& object = value.as_object();
   RamLayoutBlock block;
   const json::value* name = object.if_contains("name");
-  if (!name || !name->is_string() || name->as_string().empty()) bad_layout(index, "\"name\" is missing or not a string");
+  if (!name || !name->is_string() || name->as_string().empty())
+    bad_layout(index, "\"name\" is missing or not a string");
   block.name = std::string(name->as_string());
   const json::value* size = object.if_contains("size");
   if (!size || !size->is_number()) bad_layout(index, "\"size\" is missing or not a number");
@@ -64,12 +65,14 @@ bool same_path(const fs::path& a, const fs::path& b) {
 void check_block(const RamLayoutBlock& block, const MachineRam& machine) {
   const std::string left = fmt::format("the snapshot left RAM in place in {}", block.path.string());
   if (block.name != "pc.ram")
-    throw sdk::Error(fmt::format("{} for RAM block {}; this machine has one block, pc.ram", left, block.name));
+    throw sdk::Error(
+        fmt::format("{} for RAM block {}; this machine has one block, pc.ram", left, block.name));
   if (machine.backend != "file")
-    throw sdk::Error(fmt::format(
-        "{}; this machine's memory.backend is {}: set \"memory\": {{\"backend\": \"file\", \"path\": \"{}\"}} "
-        "in its machine file",
-        left, machine.backend, block.path.string()));
+    throw sdk::Error(
+        fmt::format("{}; this machine's memory.backend is {}: set \"memory\": {{\"backend\": \"file\", "
+                    "\"path\": \"{}\"}} "
+                    "in its machine file",
+                    left, machine.backend, block.path.string()));
   if (!same_path(machine.path, block.path))
     throw sdk::Error(fmt::format("{}; this machine's memory.path is {}: give it the same path", left,
                                  machine.path.string()));
@@ -79,16 +82,18 @@ void check_block(const RamLayoutBlock& block, const MachineRam& machine) {
   std::error_code error;
   const auto status = fs::status(block.path, error);
   if (!fs::exists(status))
-    throw sdk::Error(fmt::format(
-        "{}, which does not exist any more (files on /dev/shm do not survive a host reboot): the guest's RAM is "
-        "gone, so this snapshot can't be restored",
-        left));
+    throw sdk::Error(
+        fmt::format("{}, which does not exist any more (files on /dev/shm do not survive a host reboot): the "
+                    "guest's RAM is "
+                    "gone, so this snapshot can't be restored",
+                    left));
   const std::uintmax_t file_size = fs::file_size(block.path, error);
   if (error || file_size != block.size)
-    throw sdk::Error(fmt::format("{} ({}); the file now holds {}: it changed since the snapshot, so it can't be "
-                                 "restored",
-                                 left, size_text(block.size),
-                                 error ? "nothing readable" : size_text(static_cast<std::uint64_t>(file_size))));
+    throw sdk::Error(
+        fmt::format("{} ({}); the file now holds {}: it changed since the snapshot, so it can't be "
+                    "restored",
+                    left, size_text(block.size),
+                    error ? "nothing readable" : size_text(static_cast<std::uint64_t>(file_size))));
 }
 
 }  // namespace
@@ -112,7 +117,8 @@ std::vector<RamLayoutBlock> parse_ram_layout(std::string_view json_text) {
   if (error) throw sdk::Error("the ram-layout record is not JSON: " + error.message());
   if (!root.is_array()) throw sdk::Error("the ram-layout record is not a JSON array of blocks");
   std::vector<RamLayoutBlock> blocks;
-  for (std::size_t i = 0; i < root.as_array().size(); ++i) blocks.push_back(read_block(root.as_array()[i], i));
+  for (std::size_t i = 0; i < root.as_array().size(); ++i)
+    blocks.push_back(read_block(root.as_array()[i], i));
   return blocks;
 }
 
@@ -126,10 +132,11 @@ std::vector<RamLayoutBlock> in_place_layout(const memory::GuestRam& ram) {
   std::vector<RamLayoutBlock> out;
   for (const auto& block : ram.blocks()) {
     if (block->path().empty())
-      throw sdk::Error(fmt::format(
-          "ram in-place needs the guest's RAM in a named file: set memory.backend to \"file\" with a path, for "
-          "example on /dev/shm; this machine's RAM is {}",
-          block->backing() == memory::RamBacking::Anonymous ? "anonymous memory" : "a memfd"));
+      throw sdk::Error(
+          fmt::format("ram in-place needs the guest's RAM in a named file: set memory.backend to \"file\" "
+                      "with a path, for "
+                      "example on /dev/shm; this machine's RAM is {}",
+                      block->backing() == memory::RamBacking::Anonymous ? "anonymous memory" : "a memfd"));
     out.push_back(RamLayoutBlock{block->name(), block->size(), block->path()});
   }
   return out;
@@ -144,7 +151,8 @@ std::optional<std::vector<RamLayoutBlock>> peek_ram_layout(const fs::path& snaps
     Record r;
     for (int i = 0; i < kMaxLeadingRecords && in.next(r); ++i) {
       if (r.tag == Tag::RamLayout)
-        return parse_ram_layout(std::string_view(reinterpret_cast<const char*>(r.payload.data()), r.payload.size()));
+        return parse_ram_layout(
+            std::string_view(reinterpret_cast<const char*>(r.payload.data()), r.payload.size()));
       if (r.tag != Tag::Fingerprint && r.tag != Tag::Phase) return std::nullopt;
     }
   } catch (const sdk::Error&) {

@@ -56,7 +56,7 @@ std::optional<std::vector<RamLayoutBlock>> peek_ram_layout(const std::filesystem
 
 // A machine's RAM as its description gives it, for check_in_place_restore.
 struct MachineRam {
-  std::string backend;  // "memfd", "anonymous" or "file"
+  std::string backend;         // "memfd", "anonymous" or "file"
   std::filesystem::path path;  // backend "file": memory.path
   std::uint64_t size = 0;
 };

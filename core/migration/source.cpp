@@ -85,7 +85,8 @@ void Migration::record_in_place_layout(StreamWriter& out) {
   out.record(Tag::RamLayout, kRamLayoutName, ram_layout_json(layout));
   std::lock_guard lock(mutex_);
   for (const RamLayoutBlock& b : layout)
-    stats_->ram_in_place.push_back(json::object{{"block", b.name}, {"path", b.path.string()}, {"size", b.size}});
+    stats_->ram_in_place.push_back(
+        json::object{{"block", b.name}, {"path", b.path.string()}, {"size", b.size}});
 }
 
 void Migration::sync_in_place(Channel& snapshot) {

@@ -153,10 +153,11 @@ auto refusing(const char* method, int code, F&& f) {
 
 }  // namespace
 
-void MachineMigrationControl::start(const std::string& uri, const std::string& mode, const std::string& cpr_uri,
-                                    bool ram_in_place) {
+void MachineMigrationControl::start(const std::string& uri, const std::string& mode,
+                                    const std::string& cpr_uri, bool ram_in_place) {
   refusing("migrate.start", kNotInThisState, [&] {
-    migration_.start(migration::StartRequest{uri, mode.empty() ? "precopy" : mode, cpr_uri, false, ram_in_place});
+    migration_.start(
+        migration::StartRequest{uri, mode.empty() ? "precopy" : mode, cpr_uri, false, ram_in_place});
   });
 }
 

@@ -52,9 +52,9 @@ void add_migrate_methods(MethodTable& t) {
   t.add({"vm.snapshot",
          "Saves the guest's whole state (RAM, vCPUs, devices) into a file while it runs, as a migration to "
          "file:PATH; `molt run --restore PATH` brings it back, also after a host reboot. With resume the guest "
-         "runs on here afterwards; without, it stays stopped (postmigrate) so the file is its only copy. With "
-         "ram in-place the RAM stays in the guest's RAM file and only the rest is written (the guest stops; "
-         "refused with resume, or for RAM in no named file). Follow it with migrate.status.",
+         "runs on here afterwards; without, it stays stopped (postmigrate) so the file is its only copy. "
+         "With ram in-place the RAM stays in the guest's RAM file and only the rest is written (the guest "
+         "stops; refused with resume, or for RAM in no named file). Follow it with migrate.status.",
          {{"path", ParamType::String, true, "the file to write (created, or truncated)"},
           {"resume", ParamType::Bool, false, "let the guest run on here after saving (default false)"},
           {"ram", ParamType::String, false, kRamParamDoc}},
@@ -99,8 +99,9 @@ void add_migrate_methods(MethodTable& t) {
          {},
          "{state, role, uri, total_ms, phases_us, bytes_sent, bytes_received, channels: [{name, bytes_sent, "
          "bytes_received}], ram?: {total_bytes, remaining_bytes, transferred_bytes, data_pages, zero_pages, "
-         "dirtied_pages, dirty_pages_per_s, iterations, bandwidth_bytes_per_s}, downtime: {expected_us, "
-         "actual_us?, breakdown_us}, destination?, error?, differences?, parameters}",
+         "dirtied_pages, dirty_pages_per_s, iterations, bandwidth_bytes_per_s}, ram_in_place?: [{block, "
+         "path, size}] (a snapshot that left RAM in place), downtime: {expected_us, actual_us?, "
+         "breakdown_us}, destination?, error?, differences?, parameters}",
          [](const Call& c) { return json::value(migration(c).status()); }});
   t.add({"migrate.cancel",
          "Stops the migration in any state before the destination commits; the source guest runs on as it was "

@@ -77,7 +77,8 @@ bool wait_for_message(MoltProcess& molt, const std::string& text, std::chrono::m
 class SnapshotTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!kvm_available()) GTEST_SKIP() << "SKIPPED: /dev/kvm is not available on this host; KVM tests need it";
+    if (!kvm_available())
+      GTEST_SKIP() << "SKIPPED: /dev/kvm is not available on this host; KVM tests need it";
     static std::atomic<int> counter{0};
     const fs::path shm = fs::is_directory("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
     dir_ = shm / ("molt-snap-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1)));
@@ -165,7 +166,8 @@ TEST_F(SnapshotTest, InPlaceSnapshotRestoredAfterTheOldMoltQuitResumesMemtest) {
   ASSERT_EQ(string_at(status, "state"), "completed") << json::serialize(status);
   // The status names the file the RAM stayed in; no page went into the snapshot.
   const json::value* in_place = status.if_contains("ram_in_place");
-  ASSERT_TRUE(in_place && in_place->is_array() && in_place->as_array().size() == 1) << json::serialize(status);
+  ASSERT_TRUE(in_place && in_place->is_array() && in_place->as_array().size() == 1)
+      << json::serialize(status);
   const json::object& block = in_place->as_array()[0].as_object();
   EXPECT_EQ(string_at(block, "block"), "pc.ram");
   EXPECT_EQ(string_at(block, "path"), ram_);
@@ -220,9 +222,10 @@ TEST_F(SnapshotTest, InPlaceOfAMemfdMachineIsRefused) {
   Guest g = start(machine("g", ""), "g");
   const std::string file = (dir_ / "guest.snap").string();
   MonitorClient monitor(g.monitor);
-  EXPECT_EQ(monitor.call_error("vm.snapshot", {{"path", file}, {"ram", "in-place"}}),
-            "vm.snapshot: ram in-place needs the guest's RAM in a named file: set memory.backend to \"file\" with "
-            "a path, for example on /dev/shm; this machine's RAM is a memfd");
+  EXPECT_EQ(
+      monitor.call_error("vm.snapshot", {{"path", file}, {"ram", "in-place"}}),
+      "vm.snapshot: ram in-place needs the guest's RAM in a named file: set memory.backend to \"file\" with "
+      "a path, for example on /dev/shm; this machine's RAM is a memfd");
   EXPECT_NE(monitor.call_error("vm.snapshot", {{"path", file}, {"ram", "elsewhere"}})
                 .find("ram: expected \"file\" or \"in-place\", got \"elsewhere\""),
             std::string::npos);
@@ -240,9 +243,13 @@ TEST_F(SnapshotTest, RestoreRefusesAMachineThatDoesNotMapTheSameFile) {
   };
   const std::string other = (dir_ / "other.ram").string();
   for (const Case& c :
-       {Case{machine("memfd", ""), left + "; this machine's memory.backend is memfd: set \"memory\": {\"backend\": "
-                                          "\"file\", \"path\": \"" + ram_ + "\"} in its machine file"},
-        Case{machine("path", other), left + "; this machine's memory.path is " + other + ": give it the same path"},
+       {Case{machine("memfd", ""),
+             left +
+                 "; this machine's memory.backend is memfd: set \"memory\": {\"backend\": "
+                 "\"file\", \"path\": \"" +
+                 ram_ + "\"} in its machine file"},
+        Case{machine("path", other),
+             left + "; this machine's memory.path is " + other + ": give it the same path"},
         Case{machine("size", ram_, "64M"),
              left + " (128 MiB); this machine's memory.size is 64 MiB: give it the same size"}}) {
     const Finished run = run_molt({"run", c.machine, "--restore", file}, 20s);
@@ -267,9 +274,10 @@ TEST_F(SnapshotTest, RestoreRefusesAMissingOrChangedRamFile) {
   fs::remove(ram_);  // what a host reboot does to /dev/shm
   run = run_molt({"run", machine_file, "--restore", file}, 20s);
   EXPECT_EQ(run.status, 2) << run.errors;
-  EXPECT_NE(run.errors.find("molt: the snapshot left RAM in place in " + ram_ +
-                            ", which does not exist any more (files on /dev/shm do not survive a host reboot)"),
-            std::string::npos)
+  EXPECT_NE(
+      run.errors.find("molt: the snapshot left RAM in place in " + ram_ +
+                      ", which does not exist any more (files on /dev/shm do not survive a host reboot)"),
+      std::string::npos)
       << run.errors;
   EXPECT_EQ(run.console.find("@memtest"), std::string::npos);
   EXPECT_FALSE(fs::exists(ram_)) << "a refused restore created the RAM file";
@@ -312,12 +320,13 @@ TEST_F(SnapshotTest, CprTransferOfAFileBackedGuestHandsTheFileAndItsLockOver) {
   Guest old_molt = start(machine("old", ram_), "old");
   const std::string monitor = short_socket_path("new-api"), main = short_socket_path("new-main"),
                     cpr = short_socket_path("new-cpr");
-  MoltProcess new_molt({"--log-level", "info", "run", machine("new", ram_), "--api-socket", monitor, "--incoming",
-                        "unix:" + main, "--cpr-channel", "unix:" + cpr});
+  MoltProcess new_molt({"--log-level", "info", "run", machine("new", ram_), "--api-socket", monitor,
+                        "--incoming", "unix:" + main, "--cpr-channel", "unix:" + cpr});
   ASSERT_TRUE(wait_for_message(new_molt, "waiting on unix:" + cpr + " for the source's RAM", 20s))
       << new_molt.errors();
   MonitorClient old_monitor(old_molt.monitor);
-  old_monitor.call("migrate.start", {{"uri", "unix:" + main}, {"mode", "cpr-transfer"}, {"cpr_uri", "unix:" + cpr}});
+  old_monitor.call("migrate.start",
+                   {{"uri", "unix:" + main}, {"mode", "cpr-transfer"}, {"cpr_uri", "unix:" + cpr}});
   const json::object status = wait_migration_final(old_monitor, 30s);
   ASSERT_EQ(string_at(status, "state"), "completed") << json::serialize(status) << "\n" << new_molt.errors();
   EXPECT_LT(*number_at(status, {"bytes_sent"}), kGuestRam / 100) << "RAM went over the main channel";

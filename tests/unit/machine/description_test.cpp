@@ -273,7 +273,8 @@ TEST(MachineDescriptionErrors, FileBackendNeedsAPathAndOnlyItTakesOne) {
     doc["memory"] = json::object{{"size", "256M"}, {"backend", backend}, {"path", "/dev/shm/x"}};
     EXPECT_EQ(error_of(doc), std::string("machines/x.json: $.memory.path: a RAM file is only used with "
                                          "\"backend\": \"file\"; this memory's backend is ") +
-                                 backend + ", which has no file: remove \"path\", or set \"backend\": \"file\"");
+                                 backend +
+                                 ", which has no file: remove \"path\", or set \"backend\": \"file\"");
   }
   // The default backend (memfd) refuses a path too.
   EXPECT_NE(error_of(with({"memory", "path"}, "/dev/shm/x")).find("this memory's backend is memfd"),

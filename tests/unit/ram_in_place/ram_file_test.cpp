@@ -96,11 +96,13 @@ TEST_F(RamFileTest, KeptContentsSurviveANewMapping) {
 TEST_F(RamFileTest, ASecondUserIsRefusedByTheLock) {
   RamBlock first("pc.ram", kSize, RamFile{path_, false});
   std::memcpy(first.host(), "mine", 4);
-  EXPECT_EQ(error_of(RamFile{path_, false}),
-            "memory.path " + path_.string() +
-                ": in use by another process (it holds the lock); stop the molt that runs this guest, or give "
-                "this machine a RAM file of its own");
-  EXPECT_EQ(std::string(reinterpret_cast<const char*>(first.host()), 4), "mine") << "the refusal emptied the file";
+  EXPECT_EQ(
+      error_of(RamFile{path_, false}),
+      "memory.path " + path_.string() +
+          ": in use by another process (it holds the lock); stop the molt that runs this guest, or give "
+          "this machine a RAM file of its own");
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(first.host()), 4), "mine")
+      << "the refusal emptied the file";
 }
 
 TEST_F(RamFileTest, TheLockGoesWithTheOpenFileAndIsFreedWithIt) {
@@ -116,7 +118,8 @@ TEST_F(RamFileTest, TheLockGoesWithTheOpenFileAndIsFreedWithIt) {
     EXPECT_EQ(adopted.path(), path_);
     EXPECT_TRUE(adopted.contents_kept());
   }
-  EXPECT_EQ(error_of(RamFile{path_, true}), "no error") << "the last holder closed the file, freeing the lock";
+  EXPECT_EQ(error_of(RamFile{path_, true}), "no error")
+      << "the last holder closed the file, freeing the lock";
 }
 
 TEST_F(RamFileTest, HandedOverRamMustBeTheMachinesFile) {
@@ -126,8 +129,9 @@ TEST_F(RamFileTest, HandedOverRamMustBeTheMachinesFile) {
     RamBlock adopted("pc.ram", kSize, std::move(other), path_);
     ADD_FAILURE() << "a memfd was taken as memory.path";
   } catch (const sdk::Error& e) {
-    EXPECT_EQ(std::string(e.what()), "RAM block pc.ram: the handed-over RAM is not memory.path " + path_.string() +
-                                         "; give the new molt the same memory backend and path as the source");
+    EXPECT_EQ(std::string(e.what()),
+              "RAM block pc.ram: the handed-over RAM is not memory.path " + path_.string() +
+                  "; give the new molt the same memory backend and path as the source");
   }
 }
 
@@ -137,7 +141,8 @@ TEST_F(RamFileTest, KeepingNeedsTheFileThereWithTheRightSize) {
   EXPECT_FALSE(fs::exists(path_)) << "keeping must not create the file";
   { RamBlock block("pc.ram", kSize, RamFile{path_, false}); }
   EXPECT_EQ(error_of(RamFile{path_, true}, 2 * kSize),
-            "memory.path " + path_.string() + ": the RAM file holds 4194304 bytes, the machine's RAM is 8388608 " +
+            "memory.path " + path_.string() +
+                ": the RAM file holds 4194304 bytes, the machine's RAM is 8388608 " +
                 "(8 MiB); its pages do not fit this machine");
 }
 
@@ -163,16 +168,18 @@ TEST_F(RamFileTest, GuestRamLaysAFileOutLikeAMemfd) {
 }
 
 TEST_F(RamFileTest, InPlaceNeedsANamedFile) {
-  for (const auto& [backing, what] : {std::pair{RamBacking::Memfd, "a memfd"}, std::pair{RamBacking::Anonymous, "anonymous memory"}}) {
+  for (const auto& [backing, what] :
+       {std::pair{RamBacking::Memfd, "a memfd"}, std::pair{RamBacking::Anonymous, "anonymous memory"}}) {
     GuestRam ram(kSize, backing);
     try {
       migration::in_place_layout(ram);
       ADD_FAILURE() << what << " was left in place";
     } catch (const sdk::Error& e) {
-      EXPECT_EQ(std::string(e.what()),
-                std::string("ram in-place needs the guest's RAM in a named file: set memory.backend to \"file\" "
-                            "with a path, for example on /dev/shm; this machine's RAM is ") +
-                    what);
+      EXPECT_EQ(
+          std::string(e.what()),
+          std::string("ram in-place needs the guest's RAM in a named file: set memory.backend to \"file\" "
+                      "with a path, for example on /dev/shm; this machine's RAM is ") +
+              what);
     }
   }
 }
