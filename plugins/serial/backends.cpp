@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 
 #include <molt/sdk/error.hpp>
@@ -39,19 +40,27 @@ class NoneBackend final : public CharBackend {
 
 // Output appended to a file; the file is truncated when the port is realized
 // unless `append` is set (use that when a migration destination reopens it).
+// In a cpr-transfer the old molt's fd is taken instead ("output"): the same
+// open file, appended to where the old molt left off, never truncated.
 class FileBackend final : public CharBackend {
  public:
   FileBackend(sdk::DeviceContext& ctx, const std::string& path, bool append)
-      : fd_(::open(path.c_str(),
-                   O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK | (append ? 0 : O_TRUNC), 0644)),
-        log_(ctx.log(), ctx.clock()) {
-    if (!fd_) fail_open(ctx, "open", path, errno);
+      : fd_(ctx.take_handed_over_fd("output")), log_(ctx.log(), ctx.clock()) {
+    if (fd_) {
+      ctx.log().info("{}: writing to the output file the previous molt handed over ({})", ctx.id(), path);
+    } else {
+      fd_.reset(::open(path.c_str(),
+                       O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK | (append ? 0 : O_TRUNC), 0644));
+      if (!fd_) fail_open(ctx, "open", path, errno);
+    }
     channel_ = std::make_unique<FdChannel>(ctx, log_, -1, fd_.get(), path);
   }
   void start(Receiver) override { channel_->start(nullptr); }
   void write(std::span<const std::uint8_t> bytes) override { channel_->write(bytes); }
   void receive_room_changed() override {}
   std::uint64_t dropped_bytes() const override { return channel_->dropped_bytes(); }
+  void flush_pending() override { channel_->flush_pending(); }
+  std::vector<sdk::HandedFd> handover_fds() const override { return {{"output", fd_.get()}}; }
 
  private:
   UniqueFd fd_;
@@ -72,52 +81,71 @@ sockaddr_un socket_address(sdk::DeviceContext& ctx, const std::string& path) {
   return addr;
 }
 
+// The path a listening UNIX socket is bound to, or "" for an unnamed one.
+std::string bound_path(int fd) {
+  sockaddr_un addr{};
+  socklen_t len = sizeof(addr);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 || addr.sun_family != AF_UNIX) return {};
+  if (len <= offsetof(sockaddr_un, sun_path) || addr.sun_path[0] == '\0') return {};
+  return std::string(addr.sun_path, ::strnlen(addr.sun_path, sizeof(addr.sun_path)));
+}
+
+ino_t socket_inode(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) ? st.st_ino : 0;
+}
+
+void set_nonblocking(int fd) {
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
 // One client at a time: while one is connected the listening socket is not
 // watched, so the next client waits in the backlog. Output while no client is
 // connected is dropped, as on a serial line with nothing plugged in.
+//
+// cpr-transfer: a server hands over "listener" and, while a client is
+// connected, "client"; a client-mode port hands over "connection". The new
+// molt's port takes them instead of binding or connecting. The socket path
+// belongs to exactly one molt at a time: the one that bound it, until it
+// completes a handover as the source; the one that took the listener only
+// once it completes the handover as the destination.
 class UnixSocketBackend final : public CharBackend {
  public:
   UnixSocketBackend(sdk::DeviceContext& ctx, const BackendConfig& config)
       : ctx_(ctx), path_(config.path), server_(config.server), log_(ctx.log(), ctx.clock()) {
-    const sockaddr_un addr = socket_address(ctx, path_);
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd) fail_open(ctx, "create a socket for", path_, errno);
     if (server_) {
-      remove_stale_socket();
-      if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0 ||
-          ::listen(fd.get(), 1) != 0) {
-        fail_open(ctx, "listen on", path_, errno);
+      UniqueFd listener(ctx.take_handed_over_fd("listener"));
+      if (listener) {
+        adopt_listener(std::move(listener));
+      } else {
+        listen_on_path();
       }
-      struct stat st {};
-      if (::stat(path_.c_str(), &st) == 0) bound_inode_ = st.st_ino;
-      ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) | O_NONBLOCK);
-      listen_fd_ = std::move(fd);
+      client_fd_.reset(ctx.take_handed_over_fd("client"));
     } else {
-      if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
-        fail_open(ctx, "connect to", path_, errno);
-      }
-      ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) | O_NONBLOCK);
-      client_fd_ = std::move(fd);
+      client_fd_.reset(ctx.take_handed_over_fd("connection"));
+      if (!client_fd_) connect_to_path();
+    }
+    if (client_fd_) {
+      set_nonblocking(client_fd_.get());
+      ctx.log().info("{}: the connection to {} continues from the previous molt", ctx.id(), path_);
     }
   }
 
   ~UnixSocketBackend() override {
     client_.reset();
     listen_watch_.reset();
-    // Remove the socket file only if it is still the one this port bound.
-    struct stat st {};
-    if (server_ && ::stat(path_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == bound_inode_) {
-      ::unlink(path_.c_str());
-    }
+    // Remove the socket file only if this port owns it and it is still the
+    // one that was bound.
+    if (owns_path_ && bound_inode_ != 0 && socket_inode(path_) == bound_inode_) ::unlink(path_.c_str());
   }
 
   void start(Receiver receiver) override {
     receiver_ = std::move(receiver);
     if (server_) {
-      listen_watch_ = ctx_.watch_fd(listen_fd_.get(), EPOLLIN, [this](std::uint32_t) { accept_client(); });
-    } else {
-      attach_client(std::move(client_fd_));
+      listen_watch_ = ctx_.watch_fd(listen_fd_.get(), client_fd_ ? 0u : std::uint32_t{EPOLLIN},
+                                    [this](std::uint32_t) { accept_client(); });
     }
+    if (client_fd_) attach_client(std::move(client_fd_));
   }
   void write(std::span<const std::uint8_t> bytes) override {
     if (client_) {
@@ -130,8 +158,86 @@ class UnixSocketBackend final : public CharBackend {
     if (client_) client_->receive_room_changed();
   }
   std::uint64_t dropped_bytes() const override { return dropped_ + (client_ ? client_->dropped_bytes() : 0); }
+  void flush_pending() override {
+    if (client_) client_->flush_pending();
+  }
+
+  std::vector<sdk::HandedFd> handover_fds() const override {
+    std::vector<sdk::HandedFd> fds;
+    if (listen_fd_) fds.push_back({"listener", listen_fd_.get()});
+    if (client_ && client_fd_) fds.push_back({server_ ? "client" : "connection", client_fd_.get()});
+    return fds;
+  }
+
+  void handover_completed(sdk::HandoverSide side) override {
+    if (side == sdk::HandoverSide::Destination) {
+      owns_path_ = server_ && bound_inode_ != 0;
+      return;
+    }
+    // The new molt serves the socket and the client now: stop watching them,
+    // close this process's copies (the new molt's keep them open) and leave
+    // the path alone.
+    owns_path_ = false;
+    if (client_) {
+      const std::size_t stranded = client_->pending_output();
+      if (stranded > 0) {
+        ctx_.log().warn("{}: {} bytes of serial output the client of {} had not taken stay with this molt "
+                        "and are discarded",
+                        ctx_.id(), stranded, path_);
+      }
+      dropped_ += client_->dropped_bytes() + stranded;
+    }
+    client_.reset();
+    client_fd_.reset();
+    listen_watch_.reset();
+    listen_fd_.reset();
+  }
 
  private:
+  void listen_on_path() {
+    const sockaddr_un addr = socket_address(ctx_, path_);
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) fail_open(ctx_, "create a socket for", path_, errno);
+    remove_stale_socket();
+    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        ::listen(fd.get(), 1) != 0) {
+      fail_open(ctx_, "listen on", path_, errno);
+    }
+    bound_inode_ = socket_inode(path_);
+    owns_path_ = true;
+    set_nonblocking(fd.get());
+    listen_fd_ = std::move(fd);
+  }
+
+  // The listener is used as it is: no bind, no stale-socket removal (the
+  // socket file is the live one). The path it is bound to wins over the
+  // property, which may name another path on this molt.
+  void adopt_listener(UniqueFd fd) {
+    const std::string bound = bound_path(fd.get());
+    if (!bound.empty() && bound != path_) {
+      ctx_.log().info("{}: serving the handed-over socket {} (the path property names {})", ctx_.id(), bound,
+                      path_);
+      path_ = bound;
+    } else {
+      ctx_.log().info("{}: serving the socket {} the previous molt handed over", ctx_.id(), path_);
+    }
+    bound_inode_ = socket_inode(path_);
+    owns_path_ = false;  // until handover_completed(Destination)
+    set_nonblocking(fd.get());
+    listen_fd_ = std::move(fd);
+  }
+
+  void connect_to_path() {
+    const sockaddr_un addr = socket_address(ctx_, path_);
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) fail_open(ctx_, "create a socket for", path_, errno);
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
+      fail_open(ctx_, "connect to", path_, errno);
+    }
+    set_nonblocking(fd.get());
+    client_fd_ = std::move(fd);
+  }
+
   void remove_stale_socket() {
     struct stat st {};
     if (::lstat(path_.c_str(), &st) != 0) return;
@@ -178,6 +284,7 @@ class UnixSocketBackend final : public CharBackend {
   sdk::RateLimitedLog log_;
   Receiver receiver_;
   ino_t bound_inode_ = 0;
+  bool owns_path_ = false;  // remove path_ on destruction (if still the socket bound)
   UniqueFd listen_fd_;
   std::unique_ptr<sdk::FdWatch> listen_watch_;
   UniqueFd client_fd_;
