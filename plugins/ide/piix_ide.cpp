@@ -32,12 +32,35 @@ void PiixIdeDevice::open_disks() {
     const std::string name = kPositionNames[i];
     const std::string& path = props.get_string(name);
     if (path.empty()) continue;
+    const bool read_only = props.get_bool(name + "-read-only");
     try {
-      images_[i] = std::make_unique<DiskImage>(path, props.get_bool(name + "-read-only"));
+      // cpr-transfer: the old molt's open image, whatever `path` names now
+      // (the file may have been renamed, replaced or unlinked since).
+      const int handed = ctx_.take_handed_over_fd(handover_name(i));
+      if (handed >= 0) {
+        images_[i] = std::make_unique<DiskImage>(handed, path, read_only);
+        ctx_.log().info("{}: {}: using the image {} the previous molt handed over", ctx_.id(), name, path);
+      } else {
+        images_[i] = std::make_unique<DiskImage>(path, read_only);
+      }
     } catch (const sdk::Error& e) {
       throw sdk::Error(ctx_.id() + ": " + name + ": " + e.what());
     }
   }
+}
+
+std::string PiixIdeDevice::handover_name(unsigned position) {
+  return std::string("image-") + kPositionNames[position];
+}
+
+// Every attached image goes over as it is open: no lock to release or take
+// again (images are not locked), and nothing to flush (both molts share the
+// page cache of the same open file).
+sdk::FdHandover PiixIdeDevice::handover_fds() {
+  sdk::FdHandover handover;
+  for (unsigned i = 0; i < 4; ++i)
+    if (images_[i]) handover.fds.push_back({handover_name(i), images_[i]->fd()});
+  return handover;
 }
 
 void PiixIdeDevice::realize() {
