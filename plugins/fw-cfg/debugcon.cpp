@@ -24,7 +24,9 @@ void DebugconDevice::realize() {
   if (path.empty()) {
     fd_ = STDOUT_FILENO;
   } else {
-    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    // cpr-transfer: the old molt's open file, so its log is not truncated.
+    fd_ = ctx_.take_handed_over_fd("output");
+    if (fd_ < 0) fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd_ < 0) throw sdk::Error("cannot open " + path + " for the debug console: " + std::strerror(errno));
     owns_fd_ = true;
   }
@@ -40,6 +42,18 @@ void DebugconDevice::realize() {
 sdk::StateBinding DebugconDevice::state() {
   return sdk::StateBinding::stateless(
       "bytes go to the host as they are written; a partial line is host-side only");
+}
+
+sdk::FdHandover DebugconDevice::handover_fds() {
+  if (!owns_fd_) return {};  // stdout: each molt has its own
+  return sdk::FdHandover{.fds = {{"output", fd_}}, .blocker = {}};
+}
+
+// The guest runs in the new molt now and goes on with the line it was in the
+// middle of: write this molt's part of it now, ahead of the rest, rather
+// than when this molt exits.
+void DebugconDevice::handover_completed(sdk::HandoverSide side) {
+  if (side == sdk::HandoverSide::Source) flush();
 }
 
 void DebugconDevice::put(std::uint8_t byte) {

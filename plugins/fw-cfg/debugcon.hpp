@@ -17,6 +17,9 @@ class DebugconDevice final : public sdk::Device {
 
   void realize() override;
   sdk::StateBinding state() override;
+  // cpr-transfer: the output file goes over as "output" (stdout does not).
+  sdk::FdHandover handover_fds() override;
+  void handover_completed(sdk::HandoverSide side) override;
 
  private:
   void put(std::uint8_t byte);
