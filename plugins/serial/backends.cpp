@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
+#include <filesystem>
+#include <system_error>
 
 #include <molt/sdk/error.hpp>
 
@@ -38,14 +40,40 @@ class NoneBackend final : public CharBackend {
   std::uint64_t dropped_ = 0;
 };
 
+// A path made absolute, with "." and ".." and symlinks of its existing part
+// resolved, so that two spellings of one path compare equal.
+std::string normalised(const std::string& path) {
+  std::error_code error;
+  const std::filesystem::path canonical = std::filesystem::weakly_canonical(path, error);
+  if (!error) return canonical.string();
+  const std::filesystem::path absolute = std::filesystem::absolute(path, error);
+  return error ? path : absolute.lexically_normal().string();
+}
+
+// Whether `fd` is open on the file `path` names now (a missing path is not).
+bool same_file(int fd, const std::string& path) {
+  struct stat open_file {};
+  struct stat named {};
+  return ::fstat(fd, &open_file) == 0 && ::stat(path.c_str(), &named) == 0 &&
+         open_file.st_dev == named.st_dev && open_file.st_ino == named.st_ino;
+}
+
 // Output appended to a file; the file is truncated when the port is realized
 // unless `append` is set (use that when a migration destination reopens it).
-// In a cpr-transfer the old molt's fd is taken instead ("output"): the same
-// open file, appended to where the old molt left off, never truncated.
+// In a cpr-transfer the old molt's fd is taken instead ("output") when it is
+// open on the file `path` names: the same open file, appended to where the
+// old molt left off, never truncated. A `path` naming another file is the
+// operator's choice: it is opened as on a fresh start.
 class FileBackend final : public CharBackend {
  public:
   FileBackend(sdk::DeviceContext& ctx, const std::string& path, bool append)
       : fd_(ctx.take_handed_over_fd("output")), log_(ctx.log(), ctx.clock()) {
+    if (fd_ && !same_file(fd_.get(), path)) {
+      ctx.log().info("{}: the path property names {}, not the output file the previous molt handed over; "
+                     "opening {}",
+                     ctx.id(), path, path);
+      fd_.reset();
+    }
     if (fd_) {
       ctx.log().info("{}: writing to the output file the previous molt handed over ({})", ctx.id(), path);
     } else {
@@ -81,11 +109,14 @@ sockaddr_un socket_address(sdk::DeviceContext& ctx, const std::string& path) {
   return addr;
 }
 
-// The path a listening UNIX socket is bound to, or "" for an unnamed one.
-std::string bound_path(int fd) {
+// The path a UNIX socket is bound to (`peer` false) or connected to (`peer`
+// true), or "" for an unnamed or abstract one.
+std::string socket_path(int fd, bool peer) {
   sockaddr_un addr{};
   socklen_t len = sizeof(addr);
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 || addr.sun_family != AF_UNIX) return {};
+  auto* raw = reinterpret_cast<sockaddr*>(&addr);
+  if ((peer ? ::getpeername(fd, raw, &len) : ::getsockname(fd, raw, &len)) != 0 || addr.sun_family != AF_UNIX)
+    return {};
   if (len <= offsetof(sockaddr_un, sun_path) || addr.sun_path[0] == '\0') return {};
   return std::string(addr.sun_path, ::strnlen(addr.sun_path, sizeof(addr.sun_path)));
 }
@@ -105,25 +136,43 @@ void set_nonblocking(int fd) {
 //
 // cpr-transfer: a server hands over "listener" and, while a client is
 // connected, "client"; a client-mode port hands over "connection". The new
-// molt's port takes them instead of binding or connecting. The socket path
-// belongs to exactly one molt at a time: the one that bound it, until it
-// completes a handover as the source; the one that took the listener only
-// once it completes the handover as the destination.
+// molt's port takes them instead of binding or connecting when they are on
+// the socket its `path` names; a `path` naming another socket is the
+// operator's choice, served as on a fresh start. The socket path belongs to
+// exactly one molt at a time: the one that bound it, until it completes a
+// handover as the source; the one that took the listener only once it
+// completes the handover as the destination.
 class UnixSocketBackend final : public CharBackend {
  public:
   UnixSocketBackend(sdk::DeviceContext& ctx, const BackendConfig& config)
       : ctx_(ctx), path_(config.path), server_(config.server), log_(ctx.log(), ctx.clock()) {
     if (server_) {
       UniqueFd listener(ctx.take_handed_over_fd("listener"));
-      if (listener) {
+      UniqueFd client(ctx.take_handed_over_fd("client"));
+      if (listener && on_configured_path(socket_path(listener.get(), false))) {
         adopt_listener(std::move(listener));
+        client_fd_ = std::move(client);
       } else {
+        if (listener || client) {
+          ctx.log().info("{}: the path property names {}, not the socket the previous molt handed over; "
+                         "its console client is not carried over and {} is bound afresh",
+                         ctx.id(), path_, path_);
+        }
         listen_on_path();
       }
-      client_fd_.reset(ctx.take_handed_over_fd("client"));
     } else {
-      client_fd_.reset(ctx.take_handed_over_fd("connection"));
-      if (!client_fd_) connect_to_path();
+      UniqueFd connection(ctx.take_handed_over_fd("connection"));
+      if (connection && on_configured_path(socket_path(connection.get(), true))) {
+        client_fd_ = std::move(connection);
+      } else {
+        if (connection) {
+          ctx.log().info("{}: the path property names {}, not the socket the previous molt's connection "
+                         "goes to; connecting to {} afresh",
+                         ctx.id(), path_, path_);
+        }
+        connection.reset();
+        connect_to_path();
+      }
     }
     if (client_fd_) {
       set_nonblocking(client_fd_.get());
@@ -209,18 +258,14 @@ class UnixSocketBackend final : public CharBackend {
     listen_fd_ = std::move(fd);
   }
 
-  // The listener is used as it is: no bind, no stale-socket removal (the
-  // socket file is the live one). The path it is bound to wins over the
-  // property, which may name another path on this molt.
+  bool on_configured_path(const std::string& socket) const {
+    return !socket.empty() && normalised(socket) == normalised(path_);
+  }
+
+  // The listener, bound to path_, is used as it is: no bind, no stale-socket
+  // removal (the socket file is the live one).
   void adopt_listener(UniqueFd fd) {
-    const std::string bound = bound_path(fd.get());
-    if (!bound.empty() && bound != path_) {
-      ctx_.log().info("{}: serving the handed-over socket {} (the path property names {})", ctx_.id(), bound,
-                      path_);
-      path_ = bound;
-    } else {
-      ctx_.log().info("{}: serving the socket {} the previous molt handed over", ctx_.id(), path_);
-    }
+    ctx_.log().info("{}: serving the socket {} the previous molt handed over", ctx_.id(), path_);
     bound_inode_ = socket_inode(path_);
     owns_path_ = false;  // until handover_completed(Destination)
     set_nonblocking(fd.get());
