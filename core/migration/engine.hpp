@@ -99,8 +99,9 @@ class Migration {
   // device, a migration already running, a VM not running or paused, a bad URI.
   void start(const StartRequest& request);
   void start(const std::string& uri) { start(StartRequest{uri}); }
-  // Why cpr-transfer to these channels can't work, each with what to change;
-  // empty when it can.
+  // Why cpr-transfer to these channels can't work, each with what to change
+  // (a device whose backend can't be handed over: "device <id>: <its
+  // reason>"); empty when it can.
   std::vector<std::string> cpr_blockers(const StartRequest& request) const;
   // Destination: listens on `uri` now (errors thrown here), then receives on
   // a thread. The machine must have been built with `incoming`.
@@ -124,7 +125,8 @@ class Migration {
  private:
   struct Stats;
   void run_source(StartRequest request);
-  // cpr-transfer: hands the RAM memfds to the new molt; returns once it accepted.
+  // cpr-transfer: hands the RAM memfds and the devices' backend fds to the
+  // new molt; returns once it accepted.
   void hand_over(const StartRequest& request, const json::value& fingerprint);
   void run_destination();
   void set_state(MigrationState state, const std::string& error = {});
@@ -137,6 +139,8 @@ class Migration {
   MigrationState state_ = MigrationState::None;
   std::string role_;
   std::unique_ptr<Stats> stats_;
+  // cpr-transfer source: [{"device", "fds": [names]}] sent with the RAM.
+  json::array handed_over_;
   std::unique_ptr<Listener> listener_;
   std::vector<Channel*> live_channels_;  // for cancel(): shut down to unblock I/O
   std::atomic<bool> cancel_requested_{false};
