@@ -202,6 +202,13 @@ std::optional<migration::CprHandover> receive_cpr_ram(const std::string& uri, ma
   }
   config.adopted_ram_fd = handover.blocks[0].fd.get();
   log->info("took RAM block pc.ram ({} MiB) from the source", handover.blocks[0].size >> 20);
+  // The devices take their backends' fds as they realize; the Machine closes the rest.
+  config.handed_over_fds = std::make_shared<machine::MachineConfig::HandedOverFds>();
+  for (migration::HandedDeviceFd& f : handover.device_fds) {
+    log->info("took device {}'s backend fd '{}' from the source", f.device, f.name);
+    (*config.handed_over_fds)[f.device][f.name] = std::move(f.fd);
+  }
+  handover.device_fds.clear();
   return handover;
 }
 

@@ -1,5 +1,8 @@
 #include "core/machine/device_host.hpp"
 
+#include <poll.h>
+#include <sys/epoll.h>
+
 #include <molt/sdk/error.hpp>
 
 #include <spdlog/spdlog.h>
@@ -134,23 +137,50 @@ void DeviceHost::signal_msi(std::uint64_t address, std::uint32_t data) {
   if (!buses_.vm.signal_msi(address, data)) logger_->debug("MSI to {:#x} data {:#x} was not delivered", address, data);
 }
 
-namespace {
-
 // A device's timer. Its expiry is checked under the device's lock: one that a
 // re-arm or cancel overtook while it waited for the lock, or one whose timer
-// the device already destroyed, is dropped instead of reaching the device.
-// The fields are only touched under that lock.
-struct TimerGate {
+// the device already destroyed, is dropped instead of reaching the device; one
+// that comes while the device is held stays armed until release. The fields
+// are only touched under that lock.
+struct DeviceHost::TimerGate {
   bool alive = true;
   bool armed = false;
   std::uint64_t deadline = 0;
+  sdk::Timer* loop_timer = nullptr;  // the DeviceTimer's; null once it is destroyed
 };
 
-class DeviceTimer final : public sdk::Timer {
+// A device's fd watch. `events` is what the device last asked for; the
+// loop's watch carries all of it, or while the device is held only EPOLLOUT
+// (and none at all while there is nothing to wait for).
+struct DeviceHost::WatchGate {
+  bool alive = true;
+  int fd = -1;
+  std::uint32_t events = 0;
+  std::function<void(std::uint32_t)> on_ready;
+  std::unique_ptr<sdk::FdWatch> loop_watch;
+  std::uint32_t loop_events = 0;  // the loop watch's mask, when there is one
+};
+
+namespace {
+
+template <class Gate>
+void prune(std::vector<std::weak_ptr<Gate>>& gates) {
+  std::erase_if(gates, [](const std::weak_ptr<Gate>& g) { return g.expired(); });
+}
+
+}  // namespace
+
+class DeviceHost::DeviceTimer final : public sdk::Timer {
  public:
-  DeviceTimer(std::shared_ptr<TimerGate> gate, std::unique_ptr<sdk::Timer> loop_timer, const sdk::Clock& clock)
-      : gate_(std::move(gate)), loop_timer_(std::move(loop_timer)), clock_(clock) {}
-  ~DeviceTimer() override { gate_->alive = gate_->armed = false; }
+  DeviceTimer(std::shared_ptr<TimerGate> gate, std::unique_ptr<sdk::Timer> loop_timer,
+              const sdk::Clock& clock)
+      : gate_(std::move(gate)), loop_timer_(std::move(loop_timer)), clock_(clock) {
+    gate_->loop_timer = loop_timer_.get();
+  }
+  ~DeviceTimer() override {
+    gate_->alive = gate_->armed = false;
+    gate_->loop_timer = nullptr;
+  }
   void arm_at(std::uint64_t deadline) override {
     gate_->armed = true;
     gate_->deadline = deadline;
@@ -171,39 +201,129 @@ class DeviceTimer final : public sdk::Timer {
 
 // A device's fd watch: a readiness that waited for the device's lock while the
 // device destroyed the watch (and maybe closed the fd) is dropped.
-class DeviceFdWatch final : public sdk::FdWatch {
+class DeviceHost::DeviceFdWatch final : public sdk::FdWatch {
  public:
-  DeviceFdWatch(std::shared_ptr<bool> alive, std::unique_ptr<sdk::FdWatch> loop_watch)
-      : alive_(std::move(alive)), loop_watch_(std::move(loop_watch)) {}
-  ~DeviceFdWatch() override { *alive_ = false; }
-  void set_events(std::uint32_t events) override { loop_watch_->set_events(events); }
+  DeviceFdWatch(DeviceHost& host, std::shared_ptr<WatchGate> gate) : host_(host), gate_(std::move(gate)) {}
+  ~DeviceFdWatch() override {
+    gate_->alive = false;
+    gate_->loop_watch.reset();
+  }
+  void set_events(std::uint32_t events) override {
+    gate_->events = events;
+    host_.apply_watch(gate_);
+  }
 
  private:
-  std::shared_ptr<bool> alive_;
-  std::unique_ptr<sdk::FdWatch> loop_watch_;
+  DeviceHost& host_;
+  std::shared_ptr<WatchGate> gate_;
 };
-
-}  // namespace
 
 std::unique_ptr<sdk::Timer> DeviceHost::create_timer(std::function<void()> on_expiry) {
   auto gate = std::make_shared<TimerGate>();
   auto loop_timer = buses_.loop.create_timer([this, gate, cb = std::move(on_expiry)] {
     std::lock_guard lock(mutex_);
     if (!gate->alive || !gate->armed || buses_.clock.monotonic_ns() < gate->deadline) return;
+    if (held_) return;  // still armed: release_callbacks() fires it
     gate->armed = false;
     cb();
   });
+  prune(timers_);
+  timers_.push_back(gate);
   return std::make_unique<DeviceTimer>(std::move(gate), std::move(loop_timer), buses_.clock);
+}
+
+// Held, a watch keeps only EPOLLOUT: a device may still drain output the
+// guest wrote before the pause to a reader, but reads no input, accepts no
+// connection and sees no hang-up until release. Out of the loop entirely when
+// that leaves nothing: epoll reports a hang-up or an error whatever the mask
+// says, which would wake the loop again and again.
+void DeviceHost::apply_watch(const std::shared_ptr<WatchGate>& gate) {
+  const std::uint32_t events = held_ ? gate->events & EPOLLOUT : gate->events;
+  if (held_ && events == 0) {
+    gate->loop_watch.reset();
+  } else if (!gate->loop_watch) {
+    gate->loop_events = events;
+    gate->loop_watch =
+        buses_.loop.watch_fd(gate->fd, events, [this, weak = std::weak_ptr(gate)](std::uint32_t revents) {
+          std::lock_guard lock(mutex_);
+          const std::shared_ptr<WatchGate> g = weak.lock();
+          if (!g || !g->alive) return;
+          if (!held_) return g->on_ready(revents);
+          // A hang-up or error with nothing to write: park until release.
+          if (!(revents & EPOLLOUT)) return g->loop_watch.reset();
+          g->on_ready(EPOLLOUT);
+        });
+  } else if (events != gate->loop_events) {
+    gate->loop_events = events;
+    gate->loop_watch->set_events(events);
+  }
 }
 
 std::unique_ptr<sdk::FdWatch> DeviceHost::watch_fd(int fd, std::uint32_t events,
                                                    std::function<void(std::uint32_t)> on_ready) {
-  auto alive = std::make_shared<bool>(true);
-  auto loop_watch = buses_.loop.watch_fd(fd, events, [this, alive, cb = std::move(on_ready)](std::uint32_t revents) {
-    std::lock_guard lock(mutex_);
-    if (*alive) cb(revents);
-  });
-  return std::make_unique<DeviceFdWatch>(std::move(alive), std::move(loop_watch));
+  auto gate = std::make_shared<WatchGate>();
+  gate->fd = fd;
+  gate->events = events;
+  gate->on_ready = std::move(on_ready);
+  apply_watch(gate);
+  prune(watches_);
+  watches_.push_back(gate);
+  return std::make_unique<DeviceFdWatch>(*this, std::move(gate));
+}
+
+void DeviceHost::hold_callbacks() {
+  std::lock_guard lock(mutex_);
+  if (held_) return;
+  held_ = true;
+  for (const auto& weak : watches_)
+    if (const auto gate = weak.lock(); gate && gate->alive) apply_watch(gate);
+}
+
+void DeviceHost::release_callbacks() {
+  std::lock_guard lock(mutex_);
+  if (!held_) return;
+  held_ = false;
+  std::vector<std::shared_ptr<WatchGate>> watches;
+  for (const auto& weak : watches_)
+    if (auto gate = weak.lock(); gate && gate->alive) watches.push_back(std::move(gate));
+  for (const auto& gate : watches) apply_watch(gate);
+  // What became ready while held reaches the device now, before the caller
+  // lets the guest run: a console client that connected to a held listener
+  // is accepted before the guest's first output, not some time after it.
+  for (const auto& gate : watches) {
+    pollfd p{gate->fd, static_cast<short>(gate->events & (POLLIN | POLLPRI)), 0};
+    if (gate->alive && p.events != 0 && ::poll(&p, 1, 0) > 0 && p.revents != 0)
+      gate->on_ready(static_cast<std::uint32_t>(p.revents));
+  }
+  // An expiry that came while held was not delivered and its one-shot loop
+  // timer is spent: arming it again at the passed deadline fires it at once.
+  const std::uint64_t now = buses_.clock.monotonic_ns();
+  for (const auto& weak : timers_) {
+    const auto gate = weak.lock();
+    if (gate && gate->alive && gate->armed && gate->deadline <= now && gate->loop_timer)
+      gate->loop_timer->arm_at(gate->deadline);
+  }
+}
+
+void DeviceHost::give_handed_over_fds(std::map<std::string, kvm::Fd> fds) {
+  handed_fds_ = std::move(fds);
+}
+
+int DeviceHost::take_handed_over_fd(const std::string& name) {
+  const auto it = handed_fds_.find(name);
+  if (it == handed_fds_.end()) return -1;
+  const int fd = it->second.release();
+  handed_fds_.erase(it);
+  taken_fds_.push_back(name);
+  logger_->info("took the backend fd '{}' the old molt handed over", name);
+  return fd;
+}
+
+std::vector<std::string> DeviceHost::close_untaken_handed_over_fds() {
+  std::vector<std::string> names;
+  for (const auto& [name, fd] : handed_fds_) names.push_back(name);
+  handed_fds_.clear();
+  return names;
 }
 
 void DeviceHost::emit_event(const std::string& name, const std::map<std::string, sdk::PropertyValue>& data) {

@@ -1,6 +1,9 @@
 // The core's side of one device instance: its DeviceContext. Every callback
 // the device registers (port/MMIO handlers, timers, fd watches) is wrapped to
 // run under the device's own lock, so a device sees one callback at a time.
+// While the guest does not run here (an incoming machine before it starts, a
+// source from the migration's pause on) the machine holds the device's timers
+// and fd watches, so device state stays as saved or loaded.
 #pragma once
 
 #include <functional>
@@ -8,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include <molt/sdk/device.hpp>
 #include <molt/sdk/plugin.hpp>
@@ -78,8 +82,37 @@ class DeviceHost final : public sdk::DeviceContext {
   // the new value is what properties() reports. Throws sdk::Error if refused.
   void set_runtime_property(const std::string& name, const sdk::PropertyValue& value);
 
+  // Holds the device's timers and fd watches (takes the device's lock). While
+  // held, an expiry is not delivered but the timer stays armed, and fd
+  // watches wait for writability only (EPOLLOUT, so output the guest wrote
+  // before the pause can still drain) or are out of the event loop's
+  // interest, so level-triggered readiness, a hang-up included, can't spin;
+  // the device's set_events calls are remembered. Port and MMIO handlers are
+  // not affected. Idempotent.
+  void hold_callbacks();
+  // Ends a hold: fd watches go back into the loop with the events last asked
+  // for, input that became ready meanwhile is delivered at once (before the
+  // caller starts the vCPUs), and timers whose deadline passed fire.
+  // Idempotent.
+  void release_callbacks();
+
+  // cpr-transfer, before create_and_realize(): the fds the source's device of
+  // this id handed over, by name; realize() takes them with take_handed_over_fd.
+  void give_handed_over_fds(std::map<std::string, kvm::Fd> fds);
+  int take_handed_over_fd(const std::string& name) override;
+  // After realize(): closes the handed-over fds the device did not take and
+  // returns their names.
+  std::vector<std::string> close_untaken_handed_over_fds();
+  // The names of the handed-over fds the device took, in the order it took them.
+  const std::vector<std::string>& taken_handed_over_fds() const { return taken_fds_; }
+
  private:
   class PciPort;
+  class DeviceTimer;
+  class DeviceFdWatch;
+  struct TimerGate;
+  struct WatchGate;
+  void apply_watch(const std::shared_ptr<WatchGate>& gate);
   sdk::IoOps serialised(sdk::IoOps ops);
   std::unique_ptr<sdk::IoRegion> map_on(io::IoBus& bus, std::uint64_t base, std::uint64_t length, sdk::IoOps ops);
 
@@ -96,6 +129,13 @@ class DeviceHost final : public sdk::DeviceContext {
   mutable std::mutex events_mutex_;  // not the device lock: emit_event runs under it
   EventSink event_sink_;
   std::map<std::string, std::map<std::string, sdk::PropertyValue>> last_events_;
+  // The device's timers and watches, for hold and release; touched under
+  // mutex_ (or in realize, before anything else can run).
+  bool held_ = false;
+  std::vector<std::weak_ptr<TimerGate>> timers_;
+  std::vector<std::weak_ptr<WatchGate>> watches_;
+  std::map<std::string, kvm::Fd> handed_fds_;
+  std::vector<std::string> taken_fds_;
 };
 
 }  // namespace molt::core::machine

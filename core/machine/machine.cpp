@@ -360,12 +360,35 @@ void Machine::create_devices(const MachineConfig& config) {
   for (const DeviceSpec& spec : config.devices) {
     devices_.push_back(
         std::make_unique<DeviceHost>(spec.id, *spec.type, spec.plugin, spec.plugin_version, spec.properties, buses));
+    // An incoming guest's devices stay quiet until it starts here: their
+    // state is about to be loaded, and until the pause the source serves
+    // any backend both hold (a handed-over socket).
+    if (config.incoming) devices_.back()->hold_callbacks();
+    if (config.handed_over_fds) {
+      if (auto node = config.handed_over_fds->extract(spec.id))
+        devices_.back()->give_handed_over_fds(std::move(node.mapped()));
+    }
     devices_.back()->create_and_realize();
   }
+  close_untaken_fds(config);
   for (auto& d : devices_) {
     std::lock_guard lock(d->lock());
     d->device().reset();
   }
+}
+
+void Machine::close_untaken_fds(const MachineConfig& config) {
+  for (auto& d : devices_) {
+    for (const std::string& name : d->close_untaken_handed_over_fds())
+      log_->warn("device {}: it did not take the backend fd '{}' the old molt handed over; closed it",
+                 d->id(), name);
+  }
+  if (!config.handed_over_fds) return;
+  // The fingerprint comparison reports the missing device itself.
+  for (const auto& [id, fds] : *config.handed_over_fds)
+    log_->warn("the old molt handed over {} fd(s) of device {}, which this machine lacks; closed them",
+               fds.size(), id);
+  config.handed_over_fds->clear();
 }
 
 boot::CpuEntryState Machine::load_kernel(const MachineConfig& config) {
@@ -479,6 +502,7 @@ bool Machine::start_incoming() {
   if (state_ != RunState::Incoming || stopping_) return false;
   started_ns_ = steady_ns();
   if (!transition(RunState::Incoming, RunState::Running, "migration loaded")) return false;
+  release_devices();
   for (auto& v : vcpus_) v->start();
   return true;
 }
@@ -489,7 +513,16 @@ void Machine::fail_incoming(const std::string& why) {
 
 bool Machine::enter_post_migrate() {
   std::lock_guard control(control_mutex_);
+  hold_devices();
   return transition(RunState::Paused, RunState::PostMigrate, "migrated: the guest runs at the destination");
+}
+
+void Machine::hold_devices() {
+  for (auto& d : devices_) d->hold_callbacks();
+}
+
+void Machine::release_devices() {
+  for (auto& d : devices_) d->release_callbacks();
 }
 
 void Machine::set_dirty_logging(bool on) {
@@ -515,7 +548,9 @@ bool Machine::pause(std::chrono::milliseconds timeout) {
 
 bool Machine::pause_for_migration(std::chrono::milliseconds timeout) {
   std::lock_guard control(control_mutex_);
-  return pause_unchecked(timeout);
+  if (!pause_unchecked(timeout)) return false;
+  hold_devices();
+  return true;
 }
 
 bool Machine::resume() {
@@ -525,6 +560,7 @@ bool Machine::resume() {
 
 bool Machine::resume_after_migration() {
   std::lock_guard control(control_mutex_);
+  release_devices();
   return resume_unchecked();
 }
 

@@ -6,9 +6,10 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <functional>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -61,6 +62,12 @@ struct MachineConfig {
   // keeps its own descriptor), mapped anew; -1: a fresh RAM block. Machine
   // duplicates it.
   int adopted_ram_fd = -1;
+  // cpr-transfer: the backend fds the source's devices handed over, by device
+  // id, then by the name the device gave each. Shared so a config stays
+  // copyable: the Machine hands each fd to its device once (take_handed_over_fd)
+  // and closes, with a warning, those no device took.
+  using HandedOverFds = std::map<std::string, std::map<std::string, kvm::Fd>>;
+  std::shared_ptr<HandedOverFds> handed_over_fds;
 };
 
 // How a run ended, and the exit status molt reports (docs/conventions.md).
@@ -106,13 +113,15 @@ class Machine final : public sdk::MachineControl {
   // or its vCPUs did not park within `timeout`. Call from the event loop.
   bool reset(std::chrono::milliseconds timeout);
   RunState state() const { return state_.load(); }
-  // Incoming -> Running: starts the vCPUs on the state a migration loaded.
+  // Incoming -> Running: releases the devices' callbacks (held since the
+  // machine was built) and starts the vCPUs on the state a migration loaded.
   // False when the machine is not waiting for a migration. Thread-safe.
   bool start_incoming();
   // Incoming: the migration failed; the run ends with an error naming it and
   // the guest never runs. Thread-safe.
   void fail_incoming(const std::string& why);
-  // Paused -> PostMigrate, once the destination has taken the guest.
+  // Paused -> PostMigrate, once the destination has taken the guest. The
+  // devices' callbacks stay held for good.
   bool enter_post_migrate();
   // Turns KVM's dirty-page logging on or off for every RAM slot.
   void set_dirty_logging(bool on);
@@ -121,8 +130,15 @@ class Machine final : public sdk::MachineControl {
   // itself uses the *_for_migration calls, which ignore the hold.
   void hold_controls(std::string reason);
   std::string controls_held() const;
+  // As pause and resume, and the devices' timers and fd watches are held from
+  // the moment the vCPUs stopped until they run again (DeviceHost::hold_callbacks),
+  // so the state saved is the state the devices keep.
   bool pause_for_migration(std::chrono::milliseconds timeout);
   bool resume_after_migration();
+  // Holds or releases every device's timers and fd watches; for a migration
+  // of a guest that was already paused. Thread-safe.
+  void hold_devices();
+  void release_devices();
   // Since run() started the vCPUs; 0 before.
   std::uint64_t uptime_ns() const;
   // How the run ends, once state() is ShuttingDown.
@@ -159,6 +175,7 @@ class Machine final : public sdk::MachineControl {
   class VcpuRunner;
   void describe(const MachineConfig& config);
   void create_devices(const MachineConfig& config);
+  void close_untaken_fds(const MachineConfig& config);
   void load_guest(const MachineConfig& config);
   boot::CpuEntryState load_kernel(const MachineConfig& config);
   boot::CpuEntryState load_image(const MachineConfig& config);

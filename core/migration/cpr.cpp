@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -10,14 +11,19 @@
 
 #include <molt/sdk/error.hpp>
 
+#include "core/machine/machine.hpp"
+
 namespace molt::core::migration {
 
 namespace {
 
 namespace json = boost::json;
 
-constexpr std::size_t kMaxBlocks = 16;
 constexpr std::uint32_t kMaxMessage = 1u << 20;
+constexpr std::size_t kMaxFdName = 64;
+constexpr std::size_t kMaxDeviceId = 128;
+// Every fd one handover may carry; recvmsg's control buffer holds this many.
+constexpr std::size_t kMaxFds = kMaxHandedBlocks + kMaxHandedDeviceFds;
 
 void require_unix(const ChannelUri& uri) {
   if (uri.transport != Transport::Unix)
@@ -61,7 +67,7 @@ std::string receive_message(int socket, std::vector<kvm::Fd>& fds) {
   std::string data;
   std::uint32_t length = 0;
   bool have_length = false;
-  std::vector<char> control(CMSG_SPACE(sizeof(int) * kMaxBlocks));
+  std::vector<char> control(CMSG_SPACE(sizeof(int) * kMaxFds));
   for (;;) {
     const std::size_t want = have_length ? 4 + length : 4;
     if (data.size() >= want) {
@@ -99,6 +105,34 @@ std::string receive_message(int socket, std::vector<kvm::Fd>& fds) {
   return data.substr(4);
 }
 
+// The list of device fds in the source's message, checked entry by entry.
+std::vector<std::pair<std::string, std::string>> parse_device_fds(const json::object& root) {
+  std::vector<std::pair<std::string, std::string>> out;
+  const json::value* list = root.if_contains("device_fds");
+  if (!list) return out;
+  if (!list->is_array()) throw sdk::Error("cpr channel: device_fds in the source's message is not a list");
+  if (list->as_array().size() > kMaxHandedDeviceFds)
+    throw sdk::Error(fmt::format("cpr channel: the source lists {} device fds; at most {} may be handed over",
+                                 list->as_array().size(), kMaxHandedDeviceFds));
+  for (std::size_t i = 0; i < list->as_array().size(); ++i) {
+    const json::object* e = list->as_array()[i].if_object();
+    const json::string* device = e && e->contains("device") ? e->at("device").if_string() : nullptr;
+    const json::string* name = e && e->contains("name") ? e->at("name").if_string() : nullptr;
+    if (!device || !name || device->empty() || name->empty() || device->size() > kMaxDeviceId ||
+        name->size() > kMaxFdName)
+      throw sdk::Error(
+          fmt::format("cpr channel: device_fds[{}] needs a device id (1 to {} characters) and a "
+                      "name (1 to {} characters)",
+                      i, kMaxDeviceId, kMaxFdName));
+    std::pair<std::string, std::string> entry{std::string(*device), std::string(*name)};
+    if (std::find(out.begin(), out.end(), entry) != out.end())
+      throw sdk::Error(
+          fmt::format("cpr channel: device_fds[{}] repeats device {} fd '{}'", i, entry.first, entry.second));
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
 }  // namespace
 
 CprReceiver::CprReceiver(const ChannelUri& uri) : listener_((require_unix(uri), uri)) {}
@@ -110,11 +144,13 @@ CprHandover CprReceiver::receive() {
   const json::value message = json::parse(receive_message(channel->fd(), fds));
   const json::object* root = message.if_object();
   const json::array* blocks = root && root->contains("blocks") ? root->at("blocks").if_array() : nullptr;
-  if (!blocks || blocks->empty() || blocks->size() > kMaxBlocks)
+  if (!blocks || blocks->empty() || blocks->size() > kMaxHandedBlocks)
     throw sdk::Error("cpr channel: the source's message lists no RAM blocks");
-  if (blocks->size() != fds.size())
-    throw sdk::Error(fmt::format("cpr channel: {} RAM blocks listed but {} file descriptors came", blocks->size(),
-                                 fds.size()));
+  const std::vector<std::pair<std::string, std::string>> device_fds = parse_device_fds(*root);
+  if (blocks->size() + device_fds.size() != fds.size())
+    throw sdk::Error(
+        fmt::format("cpr channel: {} RAM blocks and {} device fds listed but {} file descriptors came",
+                    blocks->size(), device_fds.size(), fds.size()));
   for (std::size_t i = 0; i < blocks->size(); ++i) {
     const json::object* b = (*blocks)[i].if_object();
     if (!b || !b->contains("name") || !b->at("name").is_string() || !b->contains("size") ||
@@ -123,6 +159,9 @@ CprHandover CprReceiver::receive() {
     out.blocks.push_back(HandedBlock{std::string(b->at("name").as_string()), b->at("size").to_number<std::uint64_t>(),
                                      std::move(fds[i])});
   }
+  for (std::size_t i = 0; i < device_fds.size(); ++i)
+    out.device_fds.push_back(
+        HandedDeviceFd{device_fds[i].first, device_fds[i].second, std::move(fds[blocks->size() + i])});
   out.fingerprint = root->contains("fingerprint") ? root->at("fingerprint") : json::value();
   out.connection = kvm::Fd(::dup(channel->fd()));
   return out;
@@ -137,20 +176,55 @@ void CprReceiver::answer(CprHandover& handover, const json::object& reply) {
 }
 
 json::object hand_over_ram(const ChannelUri& uri, const std::vector<HandedBlock>& blocks,
-                           const json::value& fingerprint, std::chrono::milliseconds timeout) {
+                           const std::vector<HandedDeviceFd>& device_fds, const json::value& fingerprint,
+                           std::chrono::milliseconds timeout) {
   require_unix(uri);
+  if (blocks.size() > kMaxHandedBlocks || device_fds.size() > kMaxHandedDeviceFds)
+    throw sdk::Error(
+        fmt::format("cpr channel: {} RAM blocks and {} device fds; at most {} and {} can be handed over",
+                    blocks.size(), device_fds.size(), kMaxHandedBlocks, kMaxHandedDeviceFds));
   std::unique_ptr<Channel> channel = connect_when_listening(uri, timeout);
-  json::array list;
+  json::array block_list, device_list;
   std::vector<int> fds;
   for (const HandedBlock& b : blocks) {
-    list.push_back(json::object{{"name", b.name}, {"size", b.size}});
+    block_list.push_back(json::object{{"name", b.name}, {"size", b.size}});
     fds.push_back(b.fd.get());
   }
-  send_message(channel->fd(), json::serialize(json::object{{"blocks", list}, {"fingerprint", fingerprint}}), fds);
+  for (const HandedDeviceFd& d : device_fds) {
+    device_list.push_back(json::object{{"device", d.device}, {"name", d.name}});
+    fds.push_back(d.fd.get());
+  }
+  send_message(channel->fd(),
+               json::serialize(json::object{
+                   {"blocks", block_list}, {"device_fds", device_list}, {"fingerprint", fingerprint}}),
+               fds);
   std::vector<kvm::Fd> none;
   const json::value reply = json::parse(receive_message(channel->fd(), none));
   if (!reply.is_object()) throw sdk::Error("cpr channel: the new molt's answer is not a JSON object");
   return reply.as_object();
+}
+
+std::string invalid_handover(const sdk::FdHandover& offer) {
+  if (offer.fds.size() > kMaxHandedDeviceFds)
+    return fmt::format("it offers {} fds to hand over; at most {} can go", offer.fds.size(),
+                       kMaxHandedDeviceFds);
+  for (std::size_t i = 0; i < offer.fds.size(); ++i) {
+    const sdk::HandedFd& f = offer.fds[i];
+    if (f.name.empty() || f.name.size() > kMaxFdName)
+      return fmt::format("fd {} it offers to hand over needs a name of 1 to {} characters", i, kMaxFdName);
+    if (f.fd < 0) return fmt::format("it offers fd '{}' to hand over, but that fd is {}", f.name, f.fd);
+    for (std::size_t j = 0; j < i; ++j)
+      if (offer.fds[j].name == f.name)
+        return fmt::format("it offers two fds named '{}' to hand over", f.name);
+  }
+  return {};
+}
+
+void complete_handover(machine::Machine& machine, sdk::HandoverSide side) {
+  for (const auto& host : machine.devices()) {
+    std::lock_guard lock(host->lock());
+    host->device().handover_completed(side);
+  }
 }
 
 }  // namespace molt::core::migration

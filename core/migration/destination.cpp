@@ -11,6 +11,7 @@
 #include <molt/sdk/state.hpp>
 
 #include "core/machine/machine.hpp"
+#include "core/migration/cpr.hpp"
 #include "core/migration/engine_detail.hpp"
 #include "core/migration/fingerprint.hpp"
 #include "core/migration/machine_state.hpp"
@@ -294,6 +295,8 @@ void Migration::run_destination() {
     }
     if (!machine_.start_incoming()) throw sdk::Error("the machine stopped waiting for the migration");
     const std::uint64_t start_us = us_since(go_at);
+    // The handed-over backends are this molt's now (the source was told at its commit).
+    if (cpr) complete_handover(machine_, sdk::HandoverSide::Destination);
     if (back) {
       try {
         back->record(Tag::Status, "resumed", json::serialize(json::object{{"start_us", start_us}}));

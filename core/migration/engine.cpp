@@ -7,6 +7,7 @@
 
 #include "core/log.hpp"
 #include "core/machine/machine.hpp"
+#include "core/migration/cpr.hpp"
 #include "core/migration/engine_detail.hpp"
 #include "core/migration/ram_layout.hpp"
 
@@ -35,6 +36,18 @@ std::uint64_t get_uint(const json::value& v, const char* name, std::uint64_t min
   else if (v.is_int64() && v.as_int64() >= 0) out = static_cast<std::uint64_t>(v.as_int64());
   else throw sdk::Error(fmt::format("{}: expected a non-negative integer", name));
   if (out < min || out > max) throw sdk::Error(fmt::format("{}: {} is outside {} to {}", name, out, min, max));
+  return out;
+}
+
+// A cpr-transfer destination's migrate.status: the handed-over fds its devices took.
+json::array taken_over(machine::Machine& m) {
+  json::array out;
+  for (const auto& host : m.devices()) {
+    if (host->taken_handed_over_fds().empty()) continue;
+    json::array names;
+    for (const std::string& name : host->taken_handed_over_fds()) names.push_back(json::string(name));
+    out.push_back(json::object{{"device", host->id()}, {"fds", std::move(names)}});
+  }
   return out;
 }
 
@@ -154,6 +167,20 @@ std::vector<std::string> Migration::cpr_blockers(const StartRequest& request) co
     out.push_back(fmt::format("cpr channel {}: file descriptors only travel over UNIX sockets; use unix:PATH",
                               request.cpr_uri));
   }
+  std::size_t device_fds = 0;
+  for (const auto& host : machine_.devices()) {
+    std::lock_guard lock(host->lock());
+    const sdk::FdHandover offer = host->device().handover_fds();  // the fds stay the device's
+    if (!offer.blocker.empty())
+      out.push_back(fmt::format("device {}: {}", host->id(), offer.blocker));
+    else if (const std::string problem = invalid_handover(offer); !problem.empty())
+      out.push_back(fmt::format("device {}: {}", host->id(), problem));
+    device_fds += offer.fds.size();
+  }
+  if (device_fds > kMaxHandedDeviceFds)
+    out.push_back(
+        fmt::format("the devices offer {} backend fds to hand over; cpr-transfer carries at most {}",
+                    device_fds, kMaxHandedDeviceFds));
   for (const auto& block : machine_.ram().blocks()) {
     if (block->fd() < 0)
       out.push_back(fmt::format("RAM block {} is anonymous private memory, which no other process can map; set "
@@ -216,6 +243,7 @@ void Migration::start(const StartRequest& request) {
     stats_ = std::make_unique<Stats>();
     stats_->uri = request.uri;
     stats_->mode = request.mode;
+    handed_over_.clear();
     cancel_requested_ = false;
     switchover_requested_ = false;
     committed_ = false;
@@ -253,6 +281,8 @@ json::object Migration::status() const {
   out["role"] = role_;
   out["mode"] = stats_->mode;
   out["parameters"] = to_json(params_);
+  if (stats_->mode == "cpr-transfer")
+    out["handed_over"] = role_ == "destination" ? taken_over(machine_) : handed_over_;
   return out;
 }
 

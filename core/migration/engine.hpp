@@ -102,8 +102,9 @@ class Migration {
   // device, a migration already running, a VM not running or paused, a bad URI.
   void start(const StartRequest& request);
   void start(const std::string& uri) { start(StartRequest{uri}); }
-  // Why cpr-transfer to these channels can't work, each with what to change;
-  // empty when it can.
+  // Why cpr-transfer to these channels can't work, each with what to change
+  // (a device whose backend can't be handed over: "device <id>: <its
+  // reason>"); empty when it can.
   std::vector<std::string> cpr_blockers(const StartRequest& request) const;
   // Why a snapshot can't leave the RAM in place (ram_in_place), each with
   // what to change; empty when it can or was not asked to.
@@ -130,7 +131,8 @@ class Migration {
  private:
   struct Stats;
   void run_source(StartRequest request);
-  // cpr-transfer: hands the RAM memfds to the new molt; returns once it accepted.
+  // cpr-transfer: hands the RAM memfds and the devices' backend fds to the
+  // new molt; returns once it accepted.
   void hand_over(const StartRequest& request, const json::value& fingerprint);
   // In-place snapshots: the ram-layout record naming the RAM files, and
   // flushing them (and the snapshot file) to storage before completion.
@@ -147,6 +149,8 @@ class Migration {
   MigrationState state_ = MigrationState::None;
   std::string role_;
   std::unique_ptr<Stats> stats_;
+  // cpr-transfer source: [{"device", "fds": [names]}] sent with the RAM.
+  json::array handed_over_;
   std::unique_ptr<Listener> listener_;
   std::vector<Channel*> live_channels_;  // for cancel(): shut down to unblock I/O
   std::atomic<bool> cancel_requested_{false};

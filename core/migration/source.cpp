@@ -1,4 +1,5 @@
 // The source half of a migration: handshake, live passes, switchover, commit.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -58,14 +59,55 @@ std::vector<machine::DeviceHost*> by_priority(machine::Machine& m) {
   return out;
 }
 
+// Duplicates of the backend fds every device offers, asked under its lock;
+// the originals stay the devices'.
+std::vector<HandedDeviceFd> collect_device_fds(machine::Machine& m) {
+  std::vector<HandedDeviceFd> out;
+  for (const auto& host : m.devices()) {
+    std::lock_guard lock(host->lock());
+    const sdk::FdHandover offer = host->device().handover_fds();
+    if (!offer.blocker.empty()) throw sdk::Error(fmt::format("device {}: {}", host->id(), offer.blocker));
+    if (const std::string problem = invalid_handover(offer); !problem.empty())
+      throw sdk::Error(fmt::format("device {}: {}", host->id(), problem));
+    for (const sdk::HandedFd& f : offer.fds) {
+      kvm::Fd copy(::fcntl(f.fd, F_DUPFD_CLOEXEC, 0));
+      if (!copy)
+        throw sdk::Error(fmt::format("device {}: cannot duplicate its fd '{}' ({}): {}", host->id(), f.name,
+                                     f.fd, std::strerror(errno)));
+      out.push_back(HandedDeviceFd{host->id(), f.name, std::move(copy)});
+    }
+  }
+  if (out.size() > kMaxHandedDeviceFds)
+    throw sdk::Error(fmt::format("the devices offer {} fds to hand over; at most {} can go", out.size(),
+                                 kMaxHandedDeviceFds));
+  return out;
+}
+
+// For migrate.status: which device handed over which fds.
+json::array describe_handed_over(const std::vector<HandedDeviceFd>& fds) {
+  json::array out;
+  for (const HandedDeviceFd& f : fds) {
+    if (out.empty() || out.back().as_object().at("device").as_string() != f.device)
+      out.push_back(json::object{{"device", f.device}, {"fds", json::array{}}});
+    out.back().as_object()["fds"].as_array().push_back(json::string(f.name));
+  }
+  return out;
+}
+
 }  // namespace
 
 void Migration::hand_over(const StartRequest& request, const json::value& fingerprint) {
   std::vector<HandedBlock> blocks;
   for (const auto& block : machine_.ram().blocks())
     blocks.push_back(HandedBlock{block->name(), block->size(), kvm::Fd(::dup(block->fd()))});
-  const json::object reply = hand_over_ram(ChannelUri::parse(request.cpr_uri), blocks, fingerprint,
-                                           std::chrono::milliseconds(parameters().connect_timeout_ms));
+  const std::vector<HandedDeviceFd> device_fds = collect_device_fds(machine_);
+  {
+    std::lock_guard lock(mutex_);
+    handed_over_ = describe_handed_over(device_fds);
+  }
+  const json::object reply =
+      hand_over_ram(ChannelUri::parse(request.cpr_uri), blocks, device_fds, fingerprint,
+                    std::chrono::milliseconds(parameters().connect_timeout_ms));
   if (const json::value* ok = reply.if_contains("accept"); ok && ok->is_bool() && ok->as_bool()) return;
   std::vector<std::string> differences;
   if (const json::value* list = reply.if_contains("differences"); list && list->is_array()) {
@@ -102,6 +144,7 @@ void Migration::run_source(StartRequest request) {
   const bool cpr = request.mode == "cpr-transfer";
   const bool in_place = request.ram_in_place;  // a snapshot that leaves RAM in its files
   bool paused_by_us = false;
+  bool held_by_us = false;  // a guest paused before the migration: its devices held for the switchover
   std::shared_ptr<RamSection> ram;
   std::vector<std::unique_ptr<DeviceSection>> devices;
   std::vector<std::shared_ptr<Channel>> channels;
@@ -244,7 +287,10 @@ void Migration::run_source(StartRequest request) {
       if (!machine_.pause_for_migration(kPauseTimeout))
         throw sdk::Error("the vCPUs did not stop for the switchover");
       paused_by_us = true;
-    } else if (machine_.state() != machine::RunState::Paused) {
+    } else if (machine_.state() == machine::RunState::Paused) {
+      machine_.hold_devices();  // as pause_for_migration does: nothing changes what is saved
+      held_by_us = true;
+    } else {
       throw sdk::Error(fmt::format("the VM became {} during the migration", machine::to_string(machine_.state())));
     }
     std::vector<std::pair<std::string, std::uint64_t>> breakdown;
@@ -293,7 +339,8 @@ void Migration::run_source(StartRequest request) {
       committed_ = !request.resume_after;
       if (request.resume_after) {
         if (paused_by_us) machine_.resume_after_migration();
-        paused_by_us = false;
+        if (held_by_us) machine_.release_devices();
+        paused_by_us = held_by_us = false;
       } else {
         machine_.enter_post_migrate();
       }
@@ -344,9 +391,12 @@ void Migration::run_source(StartRequest request) {
       } catch (const std::exception& e) {
         log()->warn("the destination did not confirm it resumed the guest: {}", e.what());
       }
-      std::lock_guard lock(mutex_);
-      stats_->downtime_us = until_commit_us + start_us;
-      stats_->downtime_breakdown_us = breakdown;
+      {
+        std::lock_guard lock(mutex_);
+        stats_->downtime_us = until_commit_us + start_us;
+        stats_->downtime_breakdown_us = breakdown;
+      }
+      if (cpr) complete_handover(machine_, sdk::HandoverSide::Source);
     }
     if (ram) ram->cleanup();
     for (auto& d : devices) d->cleanup();
@@ -366,6 +416,7 @@ void Migration::run_source(StartRequest request) {
     }
     for (const auto& c : channels) c->shutdown();
     if (paused_by_us) machine_.resume_after_migration();
+    if (held_by_us) machine_.release_devices();
     machine_.hold_controls("");
     const bool cancelled = cancel_requested_;
     set_state(cancelled ? MigrationState::Cancelled : MigrationState::Failed,

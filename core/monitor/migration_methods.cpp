@@ -95,13 +95,16 @@ void add_migrate_methods(MethodTable& t) {
          "Where the migration is: state (none, setup, active, device, completed, failed, cancelled, listening, "
          "receiving), role, time per phase, bytes in total and per channel, RAM figures (remaining, zero and "
          "data pages, dirty rate, iterations, bandwidth), expected and actual downtime with its breakdown (RAM, "
-         "each device, vCPUs, irqchip, destination load), and the error or the handshake's differences.",
+         "each device, vCPUs, irqchip, destination load), the error or the handshake's differences, and in "
+         "cpr-transfer the backend fds handed over with the RAM, by device (on the source those sent, on "
+         "the new molt those its devices took).",
          {},
-         "{state, role, uri, total_ms, phases_us, bytes_sent, bytes_received, channels: [{name, bytes_sent, "
-         "bytes_received}], ram?: {total_bytes, remaining_bytes, transferred_bytes, data_pages, zero_pages, "
-         "dirtied_pages, dirty_pages_per_s, iterations, bandwidth_bytes_per_s}, ram_in_place?: [{block, "
-         "path, size}] (a snapshot that left RAM in place), downtime: {expected_us, actual_us?, "
-         "breakdown_us}, destination?, error?, differences?, parameters}",
+         "{state, role, mode, uri, total_ms, phases_us, bytes_sent, bytes_received, channels: [{name, "
+         "bytes_sent, bytes_received}], ram?: {total_bytes, remaining_bytes, transferred_bytes, data_pages, "
+         "zero_pages, dirtied_pages, dirty_pages_per_s, iterations, bandwidth_bytes_per_s}, ram_in_place?: "
+         "[{block, path, size}] (a snapshot that left RAM in place), downtime: {expected_us, actual_us?, "
+         "breakdown_us}, destination?, error?, differences?, handed_over?: [{device, fds: [name]}], "
+         "parameters}",
          [](const Call& c) { return json::value(migration(c).status()); }});
   t.add({"migrate.cancel",
          "Stops the migration in any state before the destination commits; the source guest runs on as it was "

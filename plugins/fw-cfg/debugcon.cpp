@@ -1,10 +1,13 @@
 #include "debugcon.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+
+#include <spdlog/logger.h>
 
 #include <molt/sdk/error.hpp>
 
@@ -24,7 +27,8 @@ void DebugconDevice::realize() {
   if (path.empty()) {
     fd_ = STDOUT_FILENO;
   } else {
-    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    fd_ = take_handed_over_output(path);
+    if (fd_ < 0) fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd_ < 0) throw sdk::Error("cannot open " + path + " for the debug console: " + std::strerror(errno));
     owns_fd_ = true;
   }
@@ -37,9 +41,40 @@ void DebugconDevice::realize() {
   ctx_.claim_ports(static_cast<std::uint16_t>(ctx_.properties().get_uint("iobase")), 1, std::move(ops));
 }
 
+// cpr-transfer: the old molt's open file, so its log is not truncated, but
+// only while `path` still names that file. A `path` naming another file is
+// the operator's choice: the handed fd is closed and the path opened afresh.
+int DebugconDevice::take_handed_over_output(const std::string& path) {
+  const int fd = ctx_.take_handed_over_fd("output");
+  if (fd < 0) return -1;
+  struct stat open_file {};
+  struct stat named {};
+  if (::fstat(fd, &open_file) == 0 && ::stat(path.c_str(), &named) == 0 && open_file.st_dev == named.st_dev &&
+      open_file.st_ino == named.st_ino) {
+    return fd;
+  }
+  ::close(fd);
+  ctx_.log().info("{}: the path property names {}, not the output file the previous molt handed over; "
+                  "opening {}",
+                  ctx_.id(), path, path);
+  return -1;
+}
+
 sdk::StateBinding DebugconDevice::state() {
   return sdk::StateBinding::stateless(
       "bytes go to the host as they are written; a partial line is host-side only");
+}
+
+sdk::FdHandover DebugconDevice::handover_fds() {
+  if (!owns_fd_) return {};  // stdout: each molt has its own
+  return sdk::FdHandover{.fds = {{"output", fd_}}, .blocker = {}};
+}
+
+// The guest runs in the new molt now and goes on with the line it was in the
+// middle of: write this molt's part of it now, ahead of the rest, rather
+// than when this molt exits.
+void DebugconDevice::handover_completed(sdk::HandoverSide side) {
+  if (side == sdk::HandoverSide::Source) flush();
 }
 
 void DebugconDevice::put(std::uint8_t byte) {

@@ -17,8 +17,13 @@ class DebugconDevice final : public sdk::Device {
 
   void realize() override;
   sdk::StateBinding state() override;
+  // cpr-transfer: the output file goes over as "output" (stdout does not).
+  sdk::FdHandover handover_fds() override;
+  void handover_completed(sdk::HandoverSide side) override;
 
  private:
+  // The "output" fd the old molt handed over if it is open on `path`'s file, else -1.
+  int take_handed_over_output(const std::string& path);
   void put(std::uint8_t byte);
   void flush();
 

@@ -46,20 +46,45 @@ DiskImage::DiskImage(const std::string& path, bool read_only) : path_(path), rea
                      (read_only ? " for reading: " : " for reading and writing: ") + std::strerror(err) +
                      hint);
   }
+  check_image();
+}
+
+DiskImage::DiskImage(int fd, const std::string& path, bool read_only)
+    : path_(path), read_only_(read_only), fd_(fd) {
+  const int flags = ::fcntl(fd_, F_GETFL);
+  const int mode = flags & O_ACCMODE;
+  std::string refusal;
+  if (flags < 0) {
+    refusal = std::string("is not open: ") + std::strerror(errno);
+  } else if (mode == O_WRONLY) {
+    refusal = "is open write-only, and a drive must read its image";
+  } else if (mode == O_RDONLY && !read_only) {
+    refusal = "is open read-only, but the drive is writable; set the drive read-only, or hand over an image "
+              "opened for reading and writing";
+  }
+  if (!refusal.empty()) {
+    if (fd_ >= 0) ::close(fd_);
+    throw sdk::Error("the handed-over disk image " + path + " " + refusal);
+  }
+  check_image();
+}
+
+void DiskImage::check_image() {
   try {
-    const std::uint64_t bytes = image_bytes(fd_, path);
-    if (bytes == 0) throw sdk::Error("disk image " + path + " is empty; give it a size (truncate -s 16M)");
+    const std::uint64_t bytes = image_bytes(fd_, path_);
+    if (bytes == 0) throw sdk::Error("disk image " + path_ + " is empty; give it a size (truncate -s 16M)");
     if (bytes % kSectorSize != 0)
-      throw sdk::Error("disk image " + path + " is " + std::to_string(bytes) +
-                       " bytes, not a whole number of 512-byte sectors; pad it (truncate -s %512 " + path +
+      throw sdk::Error("disk image " + path_ + " is " + std::to_string(bytes) +
+                       " bytes, not a whole number of 512-byte sectors; pad it (truncate -s %512 " + path_ +
                        ")");
     sectors_ = bytes / kSectorSize;
     // One read proves the image is readable now, not at the guest's first access.
     std::uint8_t probe[kSectorSize];
     if (::pread(fd_, probe, sizeof(probe), 0) != static_cast<ssize_t>(sizeof(probe)))
-      throw sdk::Error("cannot read disk image " + path + ": " + std::strerror(errno));
+      throw sdk::Error("cannot read disk image " + path_ + ": " + std::strerror(errno));
   } catch (...) {
     ::close(fd_);
+    fd_ = -1;
     throw;
   }
 }

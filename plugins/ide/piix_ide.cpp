@@ -1,5 +1,7 @@
 #include "piix_ide.hpp"
 
+#include <sys/stat.h>
+
 #include <string>
 
 #include <molt/sdk/error.hpp>
@@ -20,6 +22,14 @@ constexpr std::uint32_t kIdetimDecodeEnable = 0x8000;
 constexpr std::uint16_t kSidetim = 0x44;
 constexpr unsigned kMaxSerial = 20;
 
+// Whether `path` names the file `fd` is open on (a missing path does not).
+bool names_open_file(const std::string& path, int fd) {
+  struct stat open_file {};
+  struct stat named {};
+  return ::fstat(fd, &open_file) == 0 && ::stat(path.c_str(), &named) == 0 &&
+         open_file.st_dev == named.st_dev && open_file.st_ino == named.st_ino;
+}
+
 }  // namespace
 
 PiixIdeDevice::PiixIdeDevice(sdk::DeviceContext& ctx) : ctx_(ctx), log_(ctx.log(), ctx.clock()) {}
@@ -32,12 +42,40 @@ void PiixIdeDevice::open_disks() {
     const std::string name = kPositionNames[i];
     const std::string& path = props.get_string(name);
     if (path.empty()) continue;
+    const bool read_only = props.get_bool(name + "-read-only");
     try {
-      images_[i] = std::make_unique<DiskImage>(path, props.get_bool(name + "-read-only"));
+      // cpr-transfer: the old molt's open image, whatever `path` names now
+      // (the file may have been renamed, replaced or unlinked since).
+      const int handed = ctx_.take_handed_over_fd(handover_name(i));
+      if (handed >= 0) {
+        images_[i] = std::make_unique<DiskImage>(handed, path, read_only);
+        ctx_.log().info("{}: {}: using the image {} the previous molt handed over", ctx_.id(), name, path);
+        if (!names_open_file(path, images_[i]->fd())) {
+          ctx_.log().info("{}: {}: {} no longer names that image (renamed, replaced or removed); the guest "
+                          "keeps the image it has been using",
+                          ctx_.id(), name, path);
+        }
+      } else {
+        images_[i] = std::make_unique<DiskImage>(path, read_only);
+      }
     } catch (const sdk::Error& e) {
       throw sdk::Error(ctx_.id() + ": " + name + ": " + e.what());
     }
   }
+}
+
+std::string PiixIdeDevice::handover_name(unsigned position) {
+  return std::string("image-") + kPositionNames[position];
+}
+
+// Every attached image goes over as it is open: no lock to release or take
+// again (images are not locked), and nothing to flush (both molts share the
+// page cache of the same open file).
+sdk::FdHandover PiixIdeDevice::handover_fds() {
+  sdk::FdHandover handover;
+  for (unsigned i = 0; i < 4; ++i)
+    if (images_[i]) handover.fds.push_back({handover_name(i), images_[i]->fd()});
+  return handover;
 }
 
 void PiixIdeDevice::realize() {

@@ -8,6 +8,7 @@
 #include <array>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include <molt/sdk/device.hpp>
 #include <molt/sdk/pci.hpp>
@@ -35,6 +36,10 @@ class PiixIdeDevice final : public sdk::Device {
   sdk::StateBinding state() override;
   void pre_save() override;
   void post_load() override;
+  // cpr-transfer: each drive's open image, as "image-<position>"
+  // ("image-primary-master"); realize() takes them instead of opening paths.
+  sdk::FdHandover handover_fds() override;
+  static std::string handover_name(unsigned position);
 
   const IdeState& ide_state() const { return state_; }
   sdk::PciFunction& pci() { return *pci_; }

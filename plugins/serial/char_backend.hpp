@@ -7,6 +7,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include <molt/sdk/device.hpp>
 
@@ -44,10 +45,23 @@ class CharBackend {
   virtual void receive_room_changed() = 0;
   // Output bytes discarded so far (no peer, a dead peer, or a full buffer).
   virtual std::uint64_t dropped_bytes() const = 0;
+  // Output queued for the host: one more non-blocking attempt to write it.
+  // The device calls it while the guest is paused, before its state is saved
+  // for a migration, so that little or nothing stays behind in this process.
+  virtual void flush_pending() {}
+
+  // cpr-transfer (docs/devices/serial.md). The fds this backend hands to the
+  // new molt; the backend keeps owning them.
+  virtual std::vector<sdk::HandedFd> handover_fds() const { return {}; }
+  // Source: the new molt serves the fds now; let go of them and never remove
+  // what they stand for. Destination: what was taken at realize is ours.
+  virtual void handover_completed(sdk::HandoverSide side) { (void)side; }
 };
 
-// Opens the backend a port's properties name. Throws sdk::Error with a
-// sentence naming the device, the path and the reason when it cannot.
+// Opens the backend a port's properties name, or takes over the fds the old
+// molt's port handed over in a cpr-transfer (ctx.take_handed_over_fd). Throws
+// sdk::Error with a sentence naming the device, the path and the reason when
+// it cannot.
 std::unique_ptr<CharBackend> open_backend(sdk::DeviceContext& ctx, const BackendConfig& config);
 
 // The stdio backend over the given fds: stdin/stdout in production, pipes or

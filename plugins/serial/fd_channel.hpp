@@ -34,6 +34,11 @@ class FdChannel {
   void start(const CharBackend::Receiver* receiver, std::function<void()> on_finished = {});
   void write(std::span<const std::uint8_t> bytes);
   void receive_room_changed();
+  // One non-blocking attempt to write the queued output (it stays queued, and
+  // watched, if the host still cannot take it).
+  void flush_pending() {
+    if (output_open_ && pending_output() > 0) flush_output();
+  }
 
   bool input_open() const { return input_ != Input::Finished; }
   bool output_open() const { return output_open_; }

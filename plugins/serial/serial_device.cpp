@@ -125,6 +125,23 @@ sdk::StateBinding SerialDevice::state() {
   return sdk::StateBinding::of(uart_state_descriptor(), uart_.state());
 }
 
+// The guest is paused and its state about to be saved: output still queued
+// for a slow host gets one more chance to leave, so a migration (cpr-transfer
+// above all, where the new molt writes to the same socket) strands as little
+// as possible in this process.
+void SerialDevice::pre_save() {
+  if (backend_) backend_->flush_pending();
+}
+
+sdk::FdHandover SerialDevice::handover_fds() {
+  if (!backend_) return {};
+  return sdk::FdHandover{.fds = backend_->handover_fds(), .blocker = {}};
+}
+
+void SerialDevice::handover_completed(sdk::HandoverSide side) {
+  if (backend_) backend_->handover_completed(side);
+}
+
 // The descriptor's post_load already validated indices and counts.
 void SerialDevice::post_load() {
   uart_.refresh_after_load();

@@ -35,7 +35,10 @@ class SerialDevice final : public sdk::Device {
   void realize() override;
   void reset() override;
   sdk::StateBinding state() override;
+  void pre_save() override;
   void post_load() override;
+  sdk::FdHandover handover_fds() override;
+  void handover_completed(sdk::HandoverSide side) override;
 
   const Uart& uart() const { return uart_; }
   CharBackend* backend() { return backend_.get(); }

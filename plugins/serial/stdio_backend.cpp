@@ -155,6 +155,8 @@ class StdioBackend final : public CharBackend {
   void write(std::span<const std::uint8_t> bytes) override { channel_.write(bytes); }
   void receive_room_changed() override { channel_.receive_room_changed(); }
   std::uint64_t dropped_bytes() const override { return channel_.dropped_bytes(); }
+  void flush_pending() override { channel_.flush_pending(); }
+  // Hands nothing over: each molt has its own stdin and stdout.
 
  private:
   // Declaration order is teardown order reversed: the channel's watches go

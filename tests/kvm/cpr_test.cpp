@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -18,6 +19,7 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -124,6 +126,12 @@ std::uint64_t expect_rounds_continue(Node& n, std::uint64_t after, std::size_t c
   return previous;
 }
 
+std::string fmt_lines(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const std::string& l : lines) out += l + "\n";
+  return out;
+}
+
 json::object cpr_request(const Node& to) {
   return {{"uri", "unix:" + to.main}, {"mode", "cpr-transfer"}, {"cpr_uri", "unix:" + to.cpr}};
 }
@@ -157,6 +165,13 @@ class CprTest : public ::testing::Test {
   std::string node_machine(GuestSpec s, const std::string& tag, Node& n) {
     if (!s.disk_image.empty()) n.console_path = s.console_socket = short_socket_path(tag + "-com1");
     n.machine = write_migration_machine((dir_ / (tag + ".json")).string(), s);
+    if (!extra_devices_.empty()) {
+      std::stringstream text;
+      text << std::ifstream(n.machine).rdbuf();
+      json::object m = json::parse(text.str()).as_object();
+      for (const json::object& d : extra_devices_) m["devices"].as_array().push_back(d);
+      std::ofstream(n.machine, std::ios::trunc) << json::serialize(m) << "\n";
+    }
     return n.machine;
   }
 
@@ -164,7 +179,7 @@ class CprTest : public ::testing::Test {
   Node start_guest(const GuestSpec& s, const std::string& tag = "old") {
     Node n;
     n.monitor = short_socket_path(tag + "-api");
-    n.molt = start_source(node_machine(s, tag, n), n.monitor);
+    n.molt = start_source(node_machine(s, tag, n), n.monitor, extra_args_);
     if (!n.console_path.empty()) n.console = std::make_unique<ConsoleSocket>(n.console_path);
     const auto first = next_round(n, 20s);
     EXPECT_TRUE(first && first->clean) << (first ? first->line : n.molt->errors());
@@ -181,9 +196,12 @@ class CprTest : public ::testing::Test {
     n.monitor = short_socket_path(tag + "-api");
     n.main = short_socket_path(tag + "-main");
     n.cpr = short_socket_path(tag + "-cpr");
-    n.molt = std::make_unique<MoltProcess>(std::vector<std::string>{
-        "--log-level", "info", "run", node_machine(s, tag, n), "--api-socket", n.monitor, "--incoming",
-        incoming == "defer" ? "defer" : "unix:" + n.main, "--cpr-channel", "unix:" + n.cpr});
+    std::vector<std::string> args{
+        "--log-level",   "info",         "run",        node_machine(s, tag, n),
+        "--api-socket",  n.monitor,      "--incoming", incoming == "defer" ? "defer" : "unix:" + n.main,
+        "--cpr-channel", "unix:" + n.cpr};
+    args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+    n.molt = std::make_unique<MoltProcess>(args);
     EXPECT_TRUE(wait_for_message(*n.molt, "waiting on unix:" + n.cpr + " for the source's RAM", 20s))
         << n.molt->errors();
     return n;
@@ -235,6 +253,10 @@ class CprTest : public ::testing::Test {
 
   fs::path dir_;
   std::string disk_;
+  // Devices added to every node's machine (a test plugin's), and the molt
+  // arguments that load their plugin.
+  std::vector<json::object> extra_devices_;
+  std::vector<std::string> extra_args_;
 };
 
 // ---- the guest survives two hops (old -> new -> newer) ----
@@ -527,6 +549,129 @@ TEST_F(CprRefusals, DeferredIncomingOrderWorks) {
   EXPECT_EQ(vm_state(new_monitor), "incoming");
   new_monitor.call("migrate.incoming", {{"uri", "unix:" + new_molt.main}});
   expect_hop(old_molt, new_molt, wait_migration_final(monitor, 20s), false);
+}
+
+// ---- backend fds handed over; device callbacks held while the guest is elsewhere ----
+
+// The test plugin's `handover-probe` (tests/kvm/plugins/handover_probe.hpp)
+// logs its realize, timer and handover_completed, with the molt's pid, to a
+// file it hands over as "file".
+class CprHandover : public CprBlockers {
+ protected:
+  void use_probe(json::object properties) {
+    extra_args_ = {"--plugin-dir", std::string(MOLT_BUILD_DIR) + "/tests/kvm-plugins"};
+    extra_devices_ = {json::object{{"id", "probe"}, {"type", "handover-probe"}, {"properties", properties}}};
+  }
+  static std::vector<std::string> lines_of(const fs::path& path) {
+    std::vector<std::string> out;
+    std::ifstream in(path);
+    for (std::string line; std::getline(in, line);) out.push_back(line);
+    return out;
+  }
+  // Waits until `path` holds `line`; false when `timeout` passes first.
+  static bool wait_for_file_line(const fs::path& path, const std::string& line,
+                                 std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    for (;;) {
+      for (const std::string& l : lines_of(path))
+        if (l == line) return true;
+      if (Clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(10ms);
+    }
+  }
+  static std::string pid(const Node& n) { return std::to_string(n.molt->pid()); }
+};
+
+TEST_F(CprHandover, DeviceWhoseBackendCannotMoveBlocksWithItsReason) {
+  use_probe({{"handover_blocker", "its backend is pinned to this process; detach it first"}});
+  Node source = start_guest(spec(false, 1));
+  expect_blocked(source, {{"uri", "unix:" + short_socket_path("main")}, {"cpr_uri", "unix:CPR"}},
+                 "device probe: its backend is pinned to this process; detach it first");
+}
+
+// old -> new -> newer with the probe's log file renamed after the old molt
+// opened it: only the handed-over fd still reaches the renamed file, so its
+// lines show each new molt took it, and the handover's completion on both
+// sides. The probe's timer is armed at reset to fire at once; on the new
+// molts it fires only after the state loaded (held until the guest starts).
+TEST_F(CprHandover, BackendFdMovesAlongAndDeviceTimersWaitForTheGuest) {
+  const fs::path log = dir_ / "probe.log", moved = dir_ / "probe-moved.log";
+  use_probe({{"handover_file", log.string()}});
+  Node old_molt = start_guest(spec(false, 1));
+  ASSERT_TRUE(wait_for_file_line(log, "timer pid=" + pid(old_molt) + " loaded=no", 10s));
+  fs::rename(log, moved);
+
+  Node new_molt = start_new_molt(spec(false, 1), "new");
+  const json::object status = cpr_transfer(old_molt, new_molt);
+  const json::value handed = json::parse(R"([{"device": "probe", "fds": ["file"]}])");
+  EXPECT_EQ(status.at("handed_over"), handed) << json::serialize(status);
+  expect_hop(old_molt, new_molt, status, false);
+  MonitorClient new_monitor(new_molt.monitor);
+  const json::object taken = wait_migration_final(new_monitor, 10s);
+  EXPECT_EQ(taken.at("handed_over"), handed) << json::serialize(taken);
+  ASSERT_TRUE(wait_for_file_line(moved, "completed destination pid=" + pid(new_molt), 10s));
+  ASSERT_TRUE(wait_for_file_line(moved, "timer pid=" + pid(new_molt) + " loaded=yes", 10s));
+
+  Node newer = start_new_molt(spec(false, 1), "newer");
+  expect_hop(new_molt, newer, cpr_transfer(new_molt, newer), false);
+  MonitorClient newer_monitor(newer.monitor);
+  EXPECT_EQ(string_at(wait_migration_final(newer_monitor, 10s), "state"), "completed");
+  ASSERT_TRUE(wait_for_file_line(moved, "completed destination pid=" + pid(newer), 10s));
+  ASSERT_TRUE(wait_for_file_line(moved, "timer pid=" + pid(newer) + " loaded=yes", 10s));
+  quit(old_molt);
+  quit(new_molt);
+  quit(newer);
+
+  EXPECT_FALSE(fs::exists(log)) << "a new molt opened the path again instead of taking the fd";
+  // Each hop: the new molt realizes with the fd before either side completes;
+  // the source's completion and the new molt's timer and completion follow in
+  // any order, all before the next hop.
+  const std::vector<std::vector<std::string>> segments{
+      {"realize pid=" + pid(old_molt) + " took=no"},
+      {"timer pid=" + pid(old_molt) + " loaded=no"},
+      {"realize pid=" + pid(new_molt) + " took=yes"},
+      {"completed source pid=" + pid(old_molt), "timer pid=" + pid(new_molt) + " loaded=yes",
+       "completed destination pid=" + pid(new_molt)},
+      {"realize pid=" + pid(newer) + " took=yes"},
+      {"completed source pid=" + pid(new_molt), "timer pid=" + pid(newer) + " loaded=yes",
+       "completed destination pid=" + pid(newer)},
+  };
+  const std::vector<std::string> lines = lines_of(moved);
+  std::size_t at = 0;
+  for (std::vector<std::string> segment : segments) {
+    std::sort(segment.begin(), segment.end());
+    ASSERT_LE(at + segment.size(), lines.size()) << "the log ends early:\n" << fmt_lines(lines);
+    std::vector<std::string> got(lines.begin() + at, lines.begin() + at + segment.size());
+    std::sort(got.begin(), got.end());
+    EXPECT_EQ(got, segment) << "at line " << at << " of:\n" << fmt_lines(lines);
+    at += segment.size();
+  }
+  EXPECT_EQ(at, lines.size()) << fmt_lines(lines);
+}
+
+// A precopy destination holds its devices too: the probe's timer, armed at
+// reset, fires there only once the guest started, after its state loaded.
+TEST_F(CprHandover, IncomingMachineHoldsDeviceTimersUntilTheGuestStarts) {
+  const fs::path log = dir_ / "probe.log";
+  use_probe({{"handover_file", log.string()}});
+  Node source = start_guest(spec(false, 1));
+  Node target;
+  target.monitor = short_socket_path("dst-api");
+  target.main = short_socket_path("dst-main");
+  target.molt = start_destination(node_machine(spec(false, 1), "dst", target), target.monitor,
+                                  "unix:" + target.main, extra_args_);
+  // The destination realized its probe (and armed its timer) before it listened.
+  ASSERT_TRUE(wait_for_file_line(log, "realize pid=" + pid(target) + " took=no", 10s));
+  MonitorClient monitor(source.monitor);
+  monitor.call("migrate.start", {{"uri", "unix:" + target.main}});
+  ASSERT_EQ(string_at(wait_migration_final(monitor, 30s), "state"), "completed");
+  ASSERT_TRUE(wait_for_file_line(log, "timer pid=" + pid(target) + " loaded=yes", 10s))
+      << fmt_lines(lines_of(log));
+  const std::vector<std::string> lines = lines_of(log);
+  EXPECT_EQ(std::count(lines.begin(), lines.end(), "timer pid=" + pid(target) + " loaded=no"), 0)
+      << fmt_lines(lines);
+  quit(source);
+  quit(target);
 }
 
 // ---- snapshots: the whole guest in a file, restored by a new process ----

@@ -6,6 +6,8 @@
 
 #include <molt/sdk/error.hpp>
 
+#include "handover_probe.hpp"
+
 namespace molt::iterative_probe {
 
 namespace {
@@ -110,9 +112,11 @@ sdk::StateBinding ProbeDevice::state() {
 
 // The guest-independent activity a real device has (a backend filling a
 // queue): one block rewritten per tick, marked dirty while migration tracks.
+// The core holds the timer while the guest is not running here (from the
+// source's pause on; on the destination until the guest starts), so nothing
+// here changes the buffer between complete() and the save, or during a load.
 void ProbeDevice::tick() {
   Entry entry(*this);
-  if (frozen_ || receiving_) return;  // no re-arm: complete() or load() took over
   ++state_.generation;
   const std::uint64_t b = state_.generation % block_count();
   fill_block(block(b), b, state_.generation);
@@ -226,10 +230,6 @@ bool ProbeBufferSection::iterate(sdk::ChunkWriter& out, std::uint64_t budget) {
 void ProbeBufferSection::complete(sdk::ChunkWriter& out) {
   ProbeDevice::Entry entry(device_);
   ++device_.complete_calls_;
-  // The vCPUs are stopped but the event loop is not: stop the timer so the
-  // buffer stays as sent until the descriptor is saved.
-  device_.frozen_ = true;
-  device_.timer_->cancel();
   for (std::uint64_t b = 0; b < device_.block_count(); ++b)
     if (device_.dirty_[b]) send_block(out, b, ChunkPhase::Final);
 }
@@ -240,10 +240,6 @@ void ProbeBufferSection::cleanup() {
   device_.tracking_ = false;
   device_.dirty_.clear();
   device_.dirty_count_ = 0;
-  if (device_.frozen_) {  // a failed switchover: the device runs on
-    device_.frozen_ = false;
-    device_.timer_->arm_after(kTickNs);
-  }
 }
 
 // Everything the chunk says is bounded before it touches the buffer.
@@ -267,9 +263,8 @@ void ProbeBufferSection::load(std::span<const std::uint8_t> chunk) {
     throw sdk::StateError("block", "index " + std::to_string(index) + " is beyond the buffer's " +
                                        std::to_string(device_.block_count()) + " blocks");
 
-  if (!device_.receiving_) {  // the first chunk: the device's own activity stops until post_load
+  if (!device_.receiving_) {  // the first chunk
     device_.receiving_ = true;
-    device_.timer_->cancel();
     device_.received_.assign(device_.block_count(), false);
   }
   const std::uint64_t sequence = ++g_load_sequence;
@@ -314,7 +309,7 @@ const sdk::PluginInfo* describe_iterative_probe_plugin() {
       .create = [](sdk::DeviceContext& ctx) -> std::unique_ptr<sdk::Device> {
         return std::make_unique<ProbeDevice>(ctx);
       },
-  }}};
+  }, handover_probe_type()}};
   return &info;
 }
 

@@ -5,7 +5,8 @@
 // checksum of the buffer; on the destination post_load checks the received
 // buffer against them and reports the verdict as the device event
 // "migration-verified". The source reports its side of the lifecycle as
-// "migration-source" when cleanup() runs.
+// "migration-source" when cleanup() runs. The same plugin holds the
+// `handover-probe` device (handover_probe.hpp).
 //
 // A chunk is one block: u8 phase (0 early, 1 live, 2 final) | 3 zero bytes |
 // u32 block index (little-endian) | 4096 bytes of block data.
@@ -117,7 +118,6 @@ class ProbeDevice final : public sdk::Device {
 
   // Source side, between setup() and cleanup().
   bool tracking_ = false;
-  bool frozen_ = false;  // complete() ran: nothing may change what it sent
   std::vector<bool> dirty_;
   std::uint64_t dirty_count_ = 0;
   std::uint64_t setup_calls_ = 0, iterate_calls_ = 0, complete_calls_ = 0, chunks_sent_ = 0;

@@ -192,9 +192,10 @@ class DeviceContext {
   // device of the same id handed over under `name` (Device::handover_fds), now
   // owned by the caller; -1 when there is none (a fresh start, a precopy
   // migration, a restore, or the old device passed none): open the backend
-  // from its properties as usual. Each fd is handed out once. The device's fd
-  // watches and timers do not fire until the guest runs here, so a device may
-  // watch a taken socket at once: the old molt serves it until the pause.
+  // from its properties as usual. Each fd is handed out once. The device's
+  // timers and the input side of its fd watches (readable, accept, hang-up)
+  // hold until the guest runs here, so a device may watch a taken socket at
+  // once: the old molt serves it until the pause. Writability still fires.
   virtual int take_handed_over_fd(const std::string& name) {
     (void)name;
     return -1;

@@ -81,6 +81,7 @@ class PciContext final : public sdk::DeviceContext {
   }
   sdk::MachineControl& machine() override { return inner_.machine(); }
   sdk::PciBus& pci_bus() override { return bus_; }
+  int take_handed_over_fd(const std::string& name) override { return inner_.take_handed_over_fd(name); }
 
  private:
   sdk::DeviceContext& inner_;
