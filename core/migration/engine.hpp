@@ -137,7 +137,7 @@ class Migration {
   // In-place snapshots: the ram-layout record naming the RAM files, and
   // flushing them (and the snapshot file) to storage before completion.
   void record_in_place_layout(StreamWriter& out);
-  void sync_in_place(Channel& snapshot);
+  void sync_snapshot(Channel& snapshot, bool ram_files);
   void run_destination();
   void set_state(MigrationState state, const std::string& error = {});
   void join();

@@ -131,10 +131,11 @@ void Migration::record_in_place_layout(StreamWriter& out) {
         json::object{{"block", b.name}, {"path", b.path.string()}, {"size", b.size}});
 }
 
-void Migration::sync_in_place(Channel& snapshot) {
-  // The snapshot is only whole once its RAM files and the state file are on
-  // their storage: then a disk-backed RAM file survives a host reboot.
-  for (const auto& block : machine_.ram().blocks()) block->sync();
+void Migration::sync_snapshot(Channel& snapshot, bool ram_files) {
+  // A snapshot is only whole once it is on its storage (and, with RAM left in
+  // place, its RAM files too): then it survives a host reboot.
+  if (ram_files)
+    for (const auto& block : machine_.ram().blocks()) block->sync();
   if (::fsync(snapshot.fd()) < 0)
     throw sdk::Error(fmt::format("cannot write the snapshot file to its storage: {}", std::strerror(errno)));
 }
@@ -331,9 +332,9 @@ void Migration::run_source(StartRequest request) {
     breakdown.emplace_back("send", us_since(t));
 
     if (!back) {  // a file: nobody to confirm; the file is the guest now (or a copy of it)
-      if (in_place) {
+      if (!request.resume_after) {  // a resumed guest's snapshot is synced once it runs again
         t = Clock::now();
-        sync_in_place(*main);
+        sync_snapshot(*main, in_place);
         breakdown.emplace_back("sync", us_since(t));
       }
       committed_ = !request.resume_after;
@@ -344,9 +345,12 @@ void Migration::run_source(StartRequest request) {
       } else {
         machine_.enter_post_migrate();
       }
-      std::lock_guard lock(mutex_);
-      stats_->downtime_us = us_since(paused_at);
-      stats_->downtime_breakdown_us = breakdown;
+      {
+        std::lock_guard lock(mutex_);
+        stats_->downtime_us = us_since(paused_at);
+        stats_->downtime_breakdown_us = breakdown;
+      }
+      if (request.resume_after) sync_snapshot(*main, false);
     } else {
       t = Clock::now();
       Record r;
