@@ -150,6 +150,28 @@ TEST_F(MoltctlMigrateTest, NobodyListeningFailsWithTheErrorAndTheSourceRunsOn) {
   EXPECT_NE(watch.err.find("moltctl: migration failed: "), std::string::npos) << watch.err;
 }
 
+TEST_F(MoltctlMigrateTest, ModeCprAndRamOptionsReachMigrateStartAndItsRefusalsAreShown) {
+  // Both are refused by migrate.start itself, synchronously: the options got there.
+  const std::string snapshot = test_socket_path("molt-kvm-mig-inplace-") + ".snap";
+  MoltctlRun in_place = moltctl(source_socket_, {"migrate", "start", "file:" + snapshot, "--ram", "in-place"});
+  EXPECT_NE(status, 0);
+  EXPECT_NE(in_place.err.find("RAM in a named file"), std::string::npos) << in_place.err;
+  EXPECT_FALSE(fs::exists(snapshot));
+
+  MoltctlRun cpr = moltctl(source_socket_, {"migrate", "start", "unix:/nonexistent/main.sock", "--mode",
+                                            "cpr-transfer", "--cpr", "tcp:127.0.0.1:7"});
+  EXPECT_NE(status, 0);
+  EXPECT_NE(cpr.err.find("cpr channel tcp:127.0.0.1:7: file descriptors only travel over UNIX sockets"),
+            std::string::npos)
+      << cpr.err;
+
+  MoltctlRun bad = moltctl(source_socket_, {"migrate", "start", "file:" + snapshot, "--ram", "elsewhere"});
+  EXPECT_NE(status, 0);
+  EXPECT_NE(bad.err.find("--ram"), std::string::npos) << bad.err;
+  MoltctlRun vm = moltctl(source_socket_, {"vm", "status"});
+  EXPECT_NE(vm.out.find("state:   running"), std::string::npos) << vm.out << vm.err;
+}
+
 TEST_F(MoltctlMigrateTest, ParametersAreSetAndReadBackAndBadOnesRefused) {
   MoltctlRun set = moltctl(source_socket_, {"migrate", "set-parameters", "--bandwidth", "1G",
                                             "--downtime-limit", "50", "--max-iterations", "7"});

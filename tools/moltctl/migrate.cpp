@@ -206,7 +206,7 @@ struct ParameterOptions {
 };
 
 void add_start(CLI::App* migrate, Runner& r) {
-  static std::string uri;
+  static std::string uri, mode, cpr_uri, ram;
   static bool detach = false, quiet = false;
   static ParameterOptions parameters;
   CLI::App* start = migrate->add_subcommand(
@@ -217,6 +217,13 @@ void add_start(CLI::App* migrate, Runner& r) {
       "handshake difference on stderr). Ctrl-C cancels the migration; a second Ctrl-C leaves it running.");
   start->add_option("uri", uri, "Where the destination listens: tcp:HOST:PORT, unix:PATH, file:PATH or fd:N")
       ->required();
+  start->add_option("--mode", mode, "precopy (the default) or cpr-transfer (a new molt on this host, docs/cpr.md)")
+      ->check(CLI::IsMember({"precopy", "cpr-transfer"}));
+  start->add_option("--cpr", cpr_uri, "cpr-transfer: the unix:PATH the new molt waits on (its --cpr-channel)");
+  start->add_option("--ram", ram,
+                    "file: URIs: file (the default: the pages go into the snapshot) or in-place (they stay in "
+                    "the guest's RAM file, which the snapshot names)")
+      ->check(CLI::IsMember({"file", "in-place"}));
   parameters.add_to(start);
   start->add_flag("--detach,-d", detach, "Return once it started; follow it with `migrate watch`");
   start->add_flag("--quiet,-q", quiet, "No progress on stderr, only the final figures");
@@ -225,7 +232,11 @@ void add_start(CLI::App* migrate, Runner& r) {
       RpcClient client = r.connect();
       if (const json::object changes = parameters.params(); !changes.empty())
         client.call("migrate.set_parameters", changes);
-      const json::value started = client.call("migrate.start", json::object{{"uri", uri}});
+      json::object request{{"uri", uri}};
+      if (!mode.empty()) request["mode"] = mode;
+      if (!cpr_uri.empty()) request["cpr_uri"] = cpr_uri;
+      if (!ram.empty()) request["ram"] = ram;
+      const json::value started = client.call("migrate.start", request);
       if (detach) {
         std::cout << (r.o.json ? json::serialize(started) + "\n"
                                : fmt::format("migration to {} started: {}\n", uri, state_of(started)))
