@@ -391,6 +391,10 @@ void Migration::run_source(StartRequest request) {
           const json::value* v = resumed.is_object() ? resumed.as_object().if_contains("start_us") : nullptr;
           if (v && v->is_number()) start_us = v->to_number<std::uint64_t>();
           breakdown.emplace_back("destination-start", start_us);
+          // Read on to the return path's end record: closing before it came
+          // would fail the destination's last write.
+          while (back->next(r)) {
+          }
         }
       } catch (const std::exception& e) {
         log()->warn("the destination did not confirm it resumed the guest: {}", e.what());
