@@ -356,6 +356,18 @@ std::optional<std::string> ConsoleSocket::wait_for_line(const std::string& patte
   }
 }
 
+void ConsoleSocket::pump(std::chrono::milliseconds duration) {
+  const auto deadline = Clock::now() + duration;
+  while (fd_ >= 0 && Clock::now() < deadline) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left_until(deadline).count())) <= 0) continue;
+    char buffer[65536];
+    const ssize_t n = ::read(fd_, buffer, sizeof buffer);
+    if (n <= 0) return;
+    text_.append(buffer, static_cast<std::size_t>(n));
+  }
+}
+
 // ---- the guest's lines ----
 
 namespace {

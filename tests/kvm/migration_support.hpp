@@ -178,6 +178,9 @@ class ConsoleSocket {
   // The next line (after the last one returned) matching `pattern`, or
   // nullopt on timeout or a closed socket.
   std::optional<std::string> wait_for_line(const std::string& pattern, std::chrono::milliseconds timeout);
+  // Reads what arrives for `duration` without consuming lines, as a client
+  // that keeps reading its console does.
+  void pump(std::chrono::milliseconds duration);
   // Everything read so far.
   const std::string& text() const { return text_; }
 
