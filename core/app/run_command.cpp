@@ -1,11 +1,13 @@
 #include "core/app/run_command.hpp"
 
+#include <poll.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <thread>
@@ -147,32 +149,45 @@ std::uint64_t watch_stop_signals(machine::Machine& m, const sigset_t& signals, k
 }
 
 // Runs `wait` (which blocks) until it returns, or a stop signal arrives and
-// `interrupt` makes it throw; the signal's name then comes back.
+// `interrupt` makes it throw; the signal's name then comes back. The watcher
+// sleeps in poll() on a signalfd and an eventfd, so it ends the moment
+// `wait` does (the cpr handover's preparation waits for it).
 template <class Wait>
 std::optional<std::string> unless_stopped(const sigset_t& signals, Wait&& wait, std::function<void()> interrupt) {
-  std::atomic<bool> done{false};
+  kvm::Fd signal_fd(::signalfd(-1, &signals, SFD_CLOEXEC));
+  kvm::Fd done(::eventfd(0, EFD_CLOEXEC));
+  if (!signal_fd || !done) throw sdk::Error(fmt::format("cannot watch for stop signals: {}", std::strerror(errno)));
   std::optional<std::string> stopped_by;
   std::thread watcher([&] {
-    const timespec tick{0, 50'000'000};
-    while (!done) {
-      const int signal = ::sigtimedwait(&signals, nullptr, &tick);
-      if (signal == SIGINT || signal == SIGTERM) {
-        stopped_by = signal == SIGINT ? "SIGINT" : "SIGTERM";
+    pollfd fds[2] = {{signal_fd.get(), POLLIN, 0}, {done.get(), POLLIN, 0}};
+    for (;;) {
+      if (::poll(fds, 2, -1) < 0) continue;  // EINTR
+      if (fds[1].revents) return;
+      signalfd_siginfo info{};
+      if ((fds[0].revents & POLLIN) && ::read(signal_fd.get(), &info, sizeof info) == sizeof info &&
+          (info.ssi_signo == SIGINT || info.ssi_signo == SIGTERM)) {
+        stopped_by = info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM";
         interrupt();
         return;
       }
     }
   });
+  const auto finish = [&] {
+    const std::uint64_t one = 1;
+    if (::write(done.get(), &one, sizeof one) < 0) {
+      // Only a full counter makes this fail; the join below would then hang.
+      core::logger("core.run")->error("cannot wake the stop-signal watcher: {}", std::strerror(errno));
+    }
+    watcher.join();
+  };
   try {
     wait();
   } catch (...) {
-    done = true;
-    watcher.join();
+    finish();
     if (stopped_by) return stopped_by;
     throw;
   }
-  done = true;
-  watcher.join();
+  finish();
   return stopped_by;
 }
 
