@@ -213,8 +213,8 @@ def mem_available():
 
 class Bench:
     def __init__(self, args, work):
-        self.molt = Path(args.build_dir) / "molt"
-        self.elf = Path(args.build_dir) / "guest" / "testguest.elf"
+        self.molt = Path(args.build_dir).resolve() / "molt"
+        self.elf = Path(args.build_dir).resolve() / "guest" / "testguest.elf"  # the machine file lives elsewhere
         self.work = work
 
     def boot(self, machine, tag):
