@@ -432,6 +432,9 @@ void Machine::load_guest(const MachineConfig& config) {
   }
   if (bsp_entry) set_entry_state(vcpus_.front()->vcpu(), *bsp_entry);
   migratable_msrs_ = migration::migratable_msrs(vcpus_.front()->vcpu(), supported_msrs_);
+  // Incoming from the moment the machine exists: a cpr-transfer's small state
+  // can arrive, load and be committed (start_incoming) before run() is called.
+  if (config.incoming) state_ = RunState::Incoming;
 }
 
 ExitResult Machine::run() {
@@ -440,7 +443,8 @@ ExitResult Machine::run() {
   log_->info("starting {} vCPU(s); start-up took {}.{:03} CPU-ms", vcpus_.size(), startup_cpu / 1000,
              startup_cpu % 1000);
   if (config_.incoming) {
-    set_state(RunState::Incoming, "waiting for an incoming migration");
+    log_->debug("{}", state_ == RunState::Incoming ? "waiting for an incoming migration"
+                                                   : "the incoming guest already started");
   } else {
     started_ns_ = steady_ns();
     set_state(RunState::Running, "started");
