@@ -44,15 +44,6 @@ using Clock = std::chrono::steady_clock;
 constexpr std::uint64_t kGuestRam = 256ull << 20;
 constexpr std::uint32_t kSoakSectors = 64;
 
-// Waits until molt's stderr shows `text`; false when it exits or time runs out.
-bool wait_for_message(MoltProcess& molt, const std::string& text, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (molt.errors().find(text) == std::string::npos) {
-    if (Clock::now() >= deadline || molt.wait_exit(10ms)) return false;
-  }
-  return true;
-}
-
 // One molt in a chain of cpr-transfers, with the sockets it was started with.
 struct Node {
   std::unique_ptr<MoltProcess> molt;
@@ -202,7 +193,7 @@ class CprTest : public ::testing::Test {
         "--cpr-channel", "unix:" + n.cpr};
     args.insert(args.end(), extra_args_.begin(), extra_args_.end());
     n.molt = std::make_unique<MoltProcess>(args);
-    EXPECT_TRUE(wait_for_message(*n.molt, "waiting on unix:" + n.cpr + " for the source's RAM", 20s))
+    EXPECT_TRUE(wait_for_log(*n.molt, "waiting on unix:" + n.cpr + " for the source's RAM", 20s))
         << n.molt->errors();
     return n;
   }

@@ -368,6 +368,14 @@ void ConsoleSocket::pump(std::chrono::milliseconds duration) {
   }
 }
 
+bool wait_for_log(MoltProcess& molt, const std::string& text, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (molt.errors().find(text) == std::string::npos) {
+    if (Clock::now() >= deadline || molt.wait_exit(std::chrono::milliseconds(10))) return false;
+  }
+  return true;
+}
+
 // ---- the guest's lines ----
 
 namespace {

@@ -73,6 +73,9 @@ std::unique_ptr<MoltProcess> start_destination(const std::string& machine, const
                                                const std::string& incoming_uri,
                                                std::vector<std::string> extra_args = {});
 
+// Waits until molt's stderr shows `text`; false when it exits or `timeout` passes.
+bool wait_for_log(MoltProcess& molt, const std::string& text, std::chrono::milliseconds timeout);
+
 // A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, read
 // back, released).
 std::uint16_t free_tcp_port();

@@ -65,15 +65,6 @@ void expect_rounds_continue(MoltProcess& molt, std::uint64_t after, int count) {
   }
 }
 
-// Waits until molt's stderr shows `text`; false when it exits or time runs out.
-bool wait_for_message(MoltProcess& molt, const std::string& text, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (molt.errors().find(text) == std::string::npos) {
-    if (Clock::now() >= deadline || molt.wait_exit(10ms)) return false;
-  }
-  return true;
-}
-
 class SnapshotTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -322,7 +313,7 @@ TEST_F(SnapshotTest, CprTransferOfAFileBackedGuestHandsTheFileAndItsLockOver) {
                     cpr = short_socket_path("new-cpr");
   MoltProcess new_molt({"--log-level", "info", "run", machine("new", ram_), "--api-socket", monitor,
                         "--incoming", "unix:" + main, "--cpr-channel", "unix:" + cpr});
-  ASSERT_TRUE(wait_for_message(new_molt, "waiting on unix:" + cpr + " for the source's RAM", 20s))
+  ASSERT_TRUE(wait_for_log(new_molt, "waiting on unix:" + cpr + " for the source's RAM", 20s))
       << new_molt.errors();
   MonitorClient old_monitor(old_molt.monitor);
   old_monitor.call("migrate.start",
