@@ -375,6 +375,18 @@ TEST(SerialHandover, ConnectionToAnotherPathIsClosedAndTheConfiguredPathConnecte
   for (int fd : {old_peer, new_peer, old_server, new_server}) ::close(fd);
 }
 
+// Writes guest bytes (`byte_at(i)` for the i-th) until the port has to queue
+// behind the client's full socket; returns how many it wrote.
+template <class ByteAt>
+std::size_t fill_until_queued(Molt& molt, int accepted, ByteAt byte_at) {
+  std::size_t sent = 0;
+  while (!(molt.machine.watched_events(accepted) & EPOLLOUT) && sent < (8u << 20)) {
+    molt.out(byte_at(sent));
+    ++sent;
+  }
+  return sent;
+}
+
 TEST(SerialHandover, QueuedOutputGetsOneMoreChanceBeforeTheStateIsSaved) {
   TempDir dir;
   const std::string path = dir.file("com1.sock");
@@ -385,11 +397,8 @@ TEST(SerialHandover, QueuedOutputGetsOneMoreChanceBeforeTheStateIsSaved) {
   molt.machine.fire_fd(watched_fds(molt.machine).at(0), EPOLLIN);
   const int accepted = watched_fds(molt.machine).at(0);
   // The client reads nothing until the socket is full and the port queues.
-  std::size_t sent = 0;
-  while (!(molt.machine.watched_events(accepted) & EPOLLOUT) && sent < (8u << 20)) {
-    molt.out(static_cast<std::uint8_t>('a' + sent % 26));
-    ++sent;
-  }
+  const std::size_t sent =
+      fill_until_queued(molt, accepted, [](std::size_t i) { return static_cast<std::uint8_t>('a' + i % 26); });
   ASSERT_TRUE(molt.machine.watched_events(accepted) & EPOLLOUT) << "the port never had to queue";
   std::string got;
   char buffer[65536];
@@ -416,11 +425,7 @@ TEST(SerialHandover, OutputTheClientNeverTookStaysBehindAndIsCounted) {
   ASSERT_GE(client, 0);
   old_molt.machine.fire_fd(watched_fds(old_molt.machine).at(0), EPOLLIN);
   const int accepted = watched_fds(old_molt.machine).at(0);
-  std::size_t sent = 0;
-  while (!(old_molt.machine.watched_events(accepted) & EPOLLOUT) && sent < (8u << 20)) {
-    old_molt.out('q');
-    ++sent;
-  }
+  fill_until_queued(old_molt, accepted, [](std::size_t) { return std::uint8_t{'q'}; });
   for (int i = 0; i < 10; ++i) old_molt.out('z');  // queued behind a full socket
   old_molt.port->pre_save();
   Molt new_molt;
