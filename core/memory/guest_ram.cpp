@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include <molt/sdk/error.hpp>
+#include <molt/sdk/handover.hpp>
 
 namespace molt::core::memory {
 
@@ -55,12 +56,6 @@ kvm::Fd open_ram_file(const RamFile& file, std::uint64_t size) {
   return fd;
 }
 
-bool same_file(int fd, const std::filesystem::path& path) {
-  struct stat of_fd = {};
-  struct stat of_path = {};
-  return ::fstat(fd, &of_fd) == 0 && ::stat(path.c_str(), &of_path) == 0 && of_fd.st_dev == of_path.st_dev &&
-         of_fd.st_ino == of_path.st_ino;
-}
 }  // namespace
 
 RamBlock::RamBlock(std::string name, std::uint64_t size, RamBacking backing)
@@ -110,7 +105,7 @@ RamBlock::RamBlock(std::string name, std::uint64_t size, kvm::Fd memfd,
   }
   // The machine says its RAM is this file: the source must have handed over
   // that very file, or two processes would think they own different RAM.
-  if (file_path && !same_file(fd_.get(), *file_path)) {
+  if (file_path && !sdk::names_open_file(fd_.get(), file_path->string())) {
     throw sdk::Error("RAM block " + name_ + ": the handed-over RAM is not memory.path " +
                      file_path->string() +
                      "; give the new molt the same memory backend and path as the source");

@@ -1,15 +1,13 @@
 #include "debugcon.hpp"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
-#include <spdlog/logger.h>
-
 #include <molt/sdk/error.hpp>
+#include <molt/sdk/handover.hpp>
 
 namespace molt::fw_cfg {
 
@@ -27,7 +25,7 @@ void DebugconDevice::realize() {
   if (path.empty()) {
     fd_ = STDOUT_FILENO;
   } else {
-    fd_ = take_handed_over_output(path);
+    fd_ = sdk::take_handed_over_file(ctx_, "output", path);
     if (fd_ < 0) fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd_ < 0) throw sdk::Error("cannot open " + path + " for the debug console: " + std::strerror(errno));
     owns_fd_ = true;
@@ -39,25 +37,6 @@ void DebugconDevice::realize() {
     for (unsigned i = 0; i < size; ++i) put(static_cast<std::uint8_t>(value >> (8 * i)));
   };
   ctx_.claim_ports(static_cast<std::uint16_t>(ctx_.properties().get_uint("iobase")), 1, std::move(ops));
-}
-
-// cpr-transfer: the old molt's open file, so its log is not truncated, but
-// only while `path` still names that file. A `path` naming another file is
-// the operator's choice: the handed fd is closed and the path opened afresh.
-int DebugconDevice::take_handed_over_output(const std::string& path) {
-  const int fd = ctx_.take_handed_over_fd("output");
-  if (fd < 0) return -1;
-  struct stat open_file {};
-  struct stat named {};
-  if (::fstat(fd, &open_file) == 0 && ::stat(path.c_str(), &named) == 0 && open_file.st_dev == named.st_dev &&
-      open_file.st_ino == named.st_ino) {
-    return fd;
-  }
-  ::close(fd);
-  ctx_.log().info("{}: the path property names {}, not the output file the previous molt handed over; "
-                  "opening {}",
-                  ctx_.id(), path, path);
-  return -1;
 }
 
 sdk::StateBinding DebugconDevice::state() {

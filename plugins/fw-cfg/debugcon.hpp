@@ -22,8 +22,6 @@ class DebugconDevice final : public sdk::Device {
   void handover_completed(sdk::HandoverSide side) override;
 
  private:
-  // The "output" fd the old molt handed over if it is open on `path`'s file, else -1.
-  int take_handed_over_output(const std::string& path);
   void put(std::uint8_t byte);
   void flush();
 

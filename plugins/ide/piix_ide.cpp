@@ -1,10 +1,10 @@
 #include "piix_ide.hpp"
 
-#include <sys/stat.h>
 
 #include <string>
 
 #include <molt/sdk/error.hpp>
+#include <molt/sdk/handover.hpp>
 
 #include "identify.hpp"
 
@@ -22,13 +22,6 @@ constexpr std::uint32_t kIdetimDecodeEnable = 0x8000;
 constexpr std::uint16_t kSidetim = 0x44;
 constexpr unsigned kMaxSerial = 20;
 
-// Whether `path` names the file `fd` is open on (a missing path does not).
-bool names_open_file(const std::string& path, int fd) {
-  struct stat open_file {};
-  struct stat named {};
-  return ::fstat(fd, &open_file) == 0 && ::stat(path.c_str(), &named) == 0 &&
-         open_file.st_dev == named.st_dev && open_file.st_ino == named.st_ino;
-}
 
 }  // namespace
 
@@ -50,7 +43,7 @@ void PiixIdeDevice::open_disks() {
       if (handed >= 0) {
         images_[i] = std::make_unique<DiskImage>(handed, path, read_only);
         ctx_.log().info("{}: {}: using the image {} the previous molt handed over", ctx_.id(), name, path);
-        if (!names_open_file(path, images_[i]->fd())) {
+        if (!sdk::names_open_file(images_[i]->fd(), path)) {
           ctx_.log().info("{}: {}: {} no longer names that image (renamed, replaced or removed); the guest "
                           "keeps the image it has been using",
                           ctx_.id(), name, path);

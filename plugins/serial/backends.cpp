@@ -13,6 +13,7 @@
 #include <system_error>
 
 #include <molt/sdk/error.hpp>
+#include <molt/sdk/handover.hpp>
 
 #include "char_backend.hpp"
 #include "fd_channel.hpp"
@@ -50,14 +51,6 @@ std::string normalised(const std::string& path) {
   return error ? path : absolute.lexically_normal().string();
 }
 
-// Whether `fd` is open on the file `path` names now (a missing path is not).
-bool same_file(int fd, const std::string& path) {
-  struct stat open_file {};
-  struct stat named {};
-  return ::fstat(fd, &open_file) == 0 && ::stat(path.c_str(), &named) == 0 &&
-         open_file.st_dev == named.st_dev && open_file.st_ino == named.st_ino;
-}
-
 // Output appended to a file; the file is truncated when the port is realized
 // unless `append` is set (use that when a migration destination reopens it).
 // In a cpr-transfer the old molt's fd is taken instead ("output") when it is
@@ -67,16 +60,8 @@ bool same_file(int fd, const std::string& path) {
 class FileBackend final : public CharBackend {
  public:
   FileBackend(sdk::DeviceContext& ctx, const std::string& path, bool append)
-      : fd_(ctx.take_handed_over_fd("output")), log_(ctx.log(), ctx.clock()) {
-    if (fd_ && !same_file(fd_.get(), path)) {
-      ctx.log().info("{}: the path property names {}, not the output file the previous molt handed over; "
-                     "opening {}",
-                     ctx.id(), path, path);
-      fd_.reset();
-    }
-    if (fd_) {
-      ctx.log().info("{}: writing to the output file the previous molt handed over ({})", ctx.id(), path);
-    } else {
+      : fd_(sdk::take_handed_over_file(ctx, "output", path)), log_(ctx.log(), ctx.clock()) {
+    if (!fd_) {
       fd_.reset(::open(path.c_str(),
                        O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK | (append ? 0 : O_TRUNC), 0644));
       if (!fd_) fail_open(ctx, "open", path, errno);
